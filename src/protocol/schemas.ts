@@ -1,0 +1,89 @@
+/**
+ * Request schemas. The Worker validates with them through Hono's validator;
+ * the client SDK reuses the inferred types.
+ */
+import { z } from "zod";
+import { ID_PATTERN } from "./ids";
+import { LIMITS } from "./limits";
+
+export const id = z.string().regex(ID_PATTERN, "must match ^[A-Za-z0-9_-]{1,64}$");
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** A query-string integer: digits only, so "1e3", "0x10" and " 5" are refused. */
+const queryInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,16}$/, "must be a non-negative integer")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+const limit = queryInt(1, LIMITS.maxPageSize).optional();
+/** `body` may be any JSON value, including null, but must be present. */
+const anyJson = z.custom<unknown>((v) => v !== undefined, { message: "body is required" });
+
+export const pushTargetSchema = z
+  .object({
+    provider: z.enum(["webhook", "webpush", "apns", "fcm"]),
+    token: z.string().min(1).max(4096),
+  })
+  .catchall(z.unknown());
+
+export const registerDeviceSchema = z.object({ push: pushTargetSchema.nullish() });
+
+const retentionSchema = z
+  .object({
+    max_age_seconds: z.number().int().min(1).max(100 * 365 * 86400).optional(),
+    max_messages: z.number().int().min(1).max(1e12).optional(),
+  })
+  ;
+
+export const createConversationSchema = z
+  .object({
+    id: id.optional(),
+    members: z.array(id).max(LIMITS.maxMembers),
+    retention: retentionSchema.optional(),
+  })
+  ;
+
+export const changeMembersSchema = z
+  .object({
+    add: z.array(id).max(LIMITS.maxMembers).optional(),
+    remove: z.array(id).max(LIMITS.maxMembers).optional(),
+  })
+  ;
+
+export const sendMessageSchema = z.object({ client_msg_id: id, body: anyJson });
+
+export const pageQuerySchema = z.object({
+  after: queryInt(0, Number.MAX_SAFE_INTEGER).optional(),
+  before: queryInt(1, Number.MAX_SAFE_INTEGER).optional(),
+  limit,
+  epoch: z.string().min(1).max(64).optional(),
+});
+
+export const syncQuerySchema = z.object({
+  since: z.string().min(1).max(128).optional(),
+  limit,
+});
+
+export const toDeviceSendSchema = z
+  .object({ user: id, device: id.optional(), client_msg_id: id, body: anyJson })
+  ;
+
+export const toDeviceListSchema = z.object({ limit });
+
+export const toDeviceAckSchema = z.object({ up_to: seq });
+
+const cursorMap = z
+  .record(id, seq)
+  .refine((m) => Object.keys(m).length <= LIMITS.maxCursorConversations, {
+    message: `at most ${LIMITS.maxCursorConversations} conversations per request`,
+  });
+
+export const cursorsSchema = z
+  .object({ received: cursorMap.optional(), read: cursorMap.optional() })
+  ;
+
+export type CreateConversationRequest = z.infer<typeof createConversationSchema>;
+export type ChangeMembersRequest = z.infer<typeof changeMembersSchema>;
+export type SendMessageRequest = z.infer<typeof sendMessageSchema>;
+export type ToDeviceSendRequest = z.infer<typeof toDeviceSendSchema>;
+export type CursorsRequest = z.infer<typeof cursorsSchema>;

@@ -1,0 +1,335 @@
+/**
+ * UserDO: one per user. Devices and push targets, the conversation index behind
+ * sync checkpoints, per-device `received` cursors, and the per-device queue.
+ * Everything here is a projection of ConversationDOs or device-addressed data;
+ * the message log itself lives only in the conversations.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env";
+import { fail, ok, type Result } from "../protocol/errors";
+import type { CursorCheck, IndexUpdate } from "../protocol/internal";
+import { LIMITS } from "../protocol/limits";
+import type {
+  CursorsResponse,
+  DeviceInfo,
+  PushTarget,
+  SenderRef,
+  SyncConversation,
+  SyncResponse,
+  ToDevicePage,
+} from "../protocol/types";
+import { SchemaGate } from "../storage/init";
+import { Sql } from "../storage/sql";
+import { USER_MIGRATIONS } from "./schema";
+import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint";
+
+type IndexRow = {
+  conversation_id: string;
+  epoch: string;
+  head_seq: number;
+  floor_seq: number;
+  read_seq: number;
+  unread: number;
+  membership: "member" | "left";
+  last_activity_at: number | null;
+  version: number;
+  change_pos: number;
+};
+
+type DeviceRow = {
+  device_id: string;
+  push_json: string | null;
+  last_seen_at: number;
+  next_queue_id: number;
+  dropped: number;
+};
+
+type QueueRow = { id: number; from_user: string; from_device: string; body: string; created_at: number };
+
+export interface ToDeviceInput {
+  from: SenderRef;
+  /** The user this object belongs to; the Worker names it. */
+  to: string;
+  device?: string;
+  clientMsgId: string;
+  bodyJson: string;
+  /** Conversations the sender is currently a member of (for the "shares a conversation" rule). */
+  senderConversations: string[];
+}
+
+export interface CursorInput {
+  conversation_id: string;
+  check: CursorCheck;
+}
+
+export class UserDO extends DurableObject<Env> {
+  readonly #sql: Sql;
+  readonly #gate: SchemaGate;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = new Sql(ctx.storage);
+    this.#gate = new SchemaGate(ctx, USER_MIGRATIONS, () => undefined);
+  }
+
+  // ---- devices ----
+
+  async registerDevice(user: string, device: string, push: PushTarget | null): Promise<Result<DeviceInfo>> {
+    this.#gate.check();
+    this.#touch(device);
+    this.#sql.run(
+      "UPDATE devices SET push_provider = ?, push_token = ?, push_json = ? WHERE device_id = ?",
+      push?.provider ?? null, push?.token ?? null, push ? JSON.stringify(push) : null, device,
+    );
+    return ok({ user_id: user, device_id: device, push });
+  }
+
+  async deleteDevice(device: string): Promise<Result<null>> {
+    this.#gate.check();
+    if (!this.#device(device)) return fail("not_found", `no device ${device}`);
+    this.ctx.storage.transactionSync(() => this.#dropDevice(device));
+    return ok(null);
+  }
+
+  // ---- conversation index ----
+
+  /** A poke from a ConversationDO. Idempotent and order-insensitive by `version`. */
+  async applyConversation(update: IndexUpdate): Promise<Result<null>> {
+    this.#gate.check();
+    this.ctx.storage.transactionSync(() => {
+      this.#sql.run("UPDATE user_meta SET pokes = pokes + 1");
+      this.#applyUpdate(update);
+    });
+    return ok(null);
+  }
+
+  async sync(device: string, since: string | undefined, limit: number): Promise<Result<SyncResponse>> {
+    this.#gate.check();
+    this.#touch(device);
+    const position = this.#position();
+    const from = since === undefined ? 0 : decodeCheckpoint(since);
+    if (from === null || from > position) return fail("invalid_request", "unknown or malformed checkpoint");
+    const rows = this.#sql.all<IndexRow & { received: number | null }>(
+      `SELECT c.*, r.seq AS received FROM conversations c
+       LEFT JOIN received r ON r.device_id = ? AND r.conversation_id = c.conversation_id
+       WHERE c.change_pos > ? ORDER BY c.change_pos LIMIT ?`,
+      device, from, limit + 1,
+    );
+    const hasMore = rows.length > limit;
+    const page = rows.slice(0, limit);
+    const conversations: SyncConversation[] = page.map((r) => ({
+      id: r.conversation_id,
+      epoch: r.epoch,
+      head_seq: r.head_seq,
+      floor_seq: r.floor_seq,
+      received: r.received ?? 0,
+      read: r.read_seq,
+      unread: r.unread,
+      last_activity_at: r.last_activity_at === null ? null : new Date(r.last_activity_at).toISOString(),
+      membership: r.membership,
+    }));
+    const checkpoint = hasMore ? page[page.length - 1]!.change_pos : position;
+    return ok({ checkpoint: encodeCheckpoint(checkpoint), has_more: hasMore, conversations });
+  }
+
+  /** Conversations this user is a current member of, per the index. */
+  async memberConversations(): Promise<string[]> {
+    this.#gate.check();
+    return this.#sql
+      .all<{ conversation_id: string }>("SELECT conversation_id FROM conversations WHERE membership = 'member'")
+      .map((r) => r.conversation_id);
+  }
+
+  /**
+   * Applies cursors already validated and clamped by each ConversationDO:
+   * `received` per device and `read` per user, both only forward.
+   */
+  async applyCursors(device: string, inputs: CursorInput[], receivedNamed: string[], readNamed: string[]): Promise<Result<CursorsResponse>> {
+    this.#gate.check();
+    this.#touch(device);
+    const out: CursorsResponse = { received: {}, read: {} };
+    this.ctx.storage.transactionSync(() => {
+      for (const { conversation_id: conv, check } of inputs) {
+        this.#applyUpdate(check.update);
+        if (check.received !== null) {
+          this.#sql.run(
+            `INSERT INTO received (device_id, conversation_id, seq) VALUES (?, ?, ?)
+             ON CONFLICT (device_id, conversation_id) DO UPDATE SET seq = max(seq, excluded.seq)`,
+            device, conv, check.received,
+          );
+        }
+      }
+      for (const conv of receivedNamed) {
+        out.received[conv] = this.#sql.first<{ seq: number }>(
+          "SELECT seq FROM received WHERE device_id = ? AND conversation_id = ?", device, conv,
+        )?.seq ?? 0;
+      }
+      for (const conv of readNamed) {
+        out.read[conv] = this.#sql.first<{ read_seq: number }>(
+          "SELECT read_seq FROM conversations WHERE conversation_id = ?", conv,
+        )?.read_seq ?? 0;
+      }
+    });
+    return ok(out);
+  }
+
+  // ---- per-device queue ----
+
+  async enqueueToDevice(input: ToDeviceInput): Promise<Result<{ queued: number; duplicate: boolean }>> {
+    this.#gate.check();
+    const now = Date.now();
+    this.#expireQueue(now);
+    if (input.from.user !== input.to && !this.#sharesConversation(input.senderConversations)) {
+      return fail("forbidden", `you share no conversation with ${input.to}`);
+    }
+    const prior = this.#sql.first<{ queued: number }>(
+      "SELECT queued FROM queue_sends WHERE from_user = ? AND from_device = ? AND client_msg_id = ?",
+      input.from.user, input.from.device, input.clientMsgId,
+    );
+    if (prior) return ok({ queued: prior.queued, duplicate: true });
+    let targets: string[];
+    if (input.device !== undefined) {
+      if (!this.#device(input.device)) return fail("not_found", `${input.to} has no device ${input.device}`);
+      targets = [input.device];
+    } else {
+      targets = this.#sql
+        .all<{ device_id: string }>("SELECT device_id FROM devices ORDER BY device_id")
+        .map((r) => r.device_id)
+        .filter((d) => !(input.from.user === input.to && d === input.from.device));
+    }
+    this.ctx.storage.transactionSync(() => {
+      for (const device of targets) {
+        const { id } = this.#sql.one<{ id: number }>(
+          "UPDATE devices SET next_queue_id = next_queue_id + 1 WHERE device_id = ? RETURNING next_queue_id - 1 AS id", device,
+        );
+        this.#sql.run(
+          "INSERT INTO queue (device_id, id, from_user, from_device, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+          device, id, input.from.user, input.from.device, input.bodyJson, now,
+        );
+        this.#capQueue(device);
+      }
+      this.#sql.run(
+        "INSERT INTO queue_sends (from_user, from_device, client_msg_id, queued, created_at) VALUES (?, ?, ?, ?, ?)",
+        input.from.user, input.from.device, input.clientMsgId, targets.length, now,
+      );
+    });
+    return ok({ queued: targets.length, duplicate: false });
+  }
+
+  async listToDevice(device: string, limit: number): Promise<Result<ToDevicePage>> {
+    this.#gate.check();
+    this.#expireQueue(Date.now());
+    this.#touch(device);
+    const rows = this.#sql.all<QueueRow>(
+      "SELECT id, from_user, from_device, body, created_at FROM queue WHERE device_id = ? ORDER BY id LIMIT ?",
+      device, limit + 1,
+    );
+    return ok({
+      entries: rows.slice(0, limit).map((r) => ({
+        id: r.id,
+        from: { user: r.from_user, device: r.from_device },
+        body: JSON.parse(r.body) as unknown,
+        created_at: new Date(r.created_at).toISOString(),
+      })),
+      has_more: rows.length > limit,
+      dropped: this.#device(device)?.dropped ?? 0,
+    });
+  }
+
+  async ackToDevice(device: string, upTo: number): Promise<Result<{ remaining: number }>> {
+    this.#gate.check();
+    this.#touch(device);
+    this.#sql.run("DELETE FROM queue WHERE device_id = ? AND id <= ?", device, upTo);
+    return ok({ remaining: this.#queueLength(device) });
+  }
+
+  // ---- internals ----
+
+  #position(): number {
+    return this.#sql.one<{ change_pos: number }>("SELECT change_pos FROM user_meta").change_pos;
+  }
+
+  #applyUpdate(u: IndexUpdate): void {
+    const row = this.#sql.first<IndexRow>("SELECT * FROM conversations WHERE conversation_id = ?", u.conversation_id);
+    if (row && row.version >= u.version && row.epoch === u.epoch) return;
+    const pos = this.#sql.one<{ change_pos: number }>("UPDATE user_meta SET change_pos = change_pos + 1 RETURNING change_pos").change_pos;
+    this.#sql.run(
+      `INSERT INTO conversations (conversation_id, epoch, head_seq, floor_seq, read_seq, unread, membership, last_activity_at, version, change_pos)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (conversation_id) DO UPDATE SET epoch = excluded.epoch, head_seq = excluded.head_seq,
+         floor_seq = excluded.floor_seq, read_seq = excluded.read_seq, unread = excluded.unread,
+         membership = excluded.membership, last_activity_at = excluded.last_activity_at,
+         version = excluded.version, change_pos = excluded.change_pos`,
+      u.conversation_id, u.epoch, u.head_seq, u.floor_seq, u.read, u.unread, u.membership, u.last_activity_at, u.version, pos,
+    );
+  }
+
+  #sharesConversation(senderConversations: readonly string[]): boolean {
+    for (let i = 0; i < senderConversations.length; i += 90) {
+      const chunk = senderConversations.slice(i, i + 90);
+      const hit = this.#sql.first(
+        `SELECT 1 AS hit FROM conversations WHERE membership = 'member' AND conversation_id IN (${chunk.map(() => "?").join(",")}) LIMIT 1`,
+        ...chunk,
+      );
+      if (hit) return true;
+    }
+    return false;
+  }
+
+  #device(device: string): DeviceRow | undefined {
+    return this.#sql.first<DeviceRow>("SELECT device_id, push_json, last_seen_at, next_queue_id, dropped FROM devices WHERE device_id = ?", device);
+  }
+
+  /** Registers a device on first sight and records activity; evicts the stalest device past the cap. */
+  #touch(device: string): void {
+    const now = Date.now();
+    const updated = this.#sql.run("UPDATE devices SET last_seen_at = ? WHERE device_id = ?", now, device);
+    if (updated > 0) return;
+    this.ctx.storage.transactionSync(() => {
+      const { n } = this.#sql.one<{ n: number }>("SELECT count(*) AS n FROM devices");
+      if (n >= LIMITS.maxDevicesPerUser) {
+        const stale = this.#sql.one<{ device_id: string }>("SELECT device_id FROM devices ORDER BY last_seen_at LIMIT 1");
+        this.#dropDevice(stale.device_id);
+      }
+      this.#sql.run("INSERT INTO devices (device_id, created_at, last_seen_at) VALUES (?, ?, ?)", device, now, now);
+    });
+  }
+
+  #dropDevice(device: string): void {
+    this.#sql.run("DELETE FROM devices WHERE device_id = ?", device);
+    this.#sql.run("DELETE FROM received WHERE device_id = ?", device);
+    this.#sql.run("DELETE FROM queue WHERE device_id = ?", device);
+  }
+
+  #queueLength(device: string): number {
+    return this.#sql.one<{ n: number }>("SELECT count(*) AS n FROM queue WHERE device_id = ?", device).n;
+  }
+
+  /** Keeps at most `maxToDeviceEntries` per device: the oldest go, and are counted. */
+  #capQueue(device: string): void {
+    const excess = this.#queueLength(device) - LIMITS.maxToDeviceEntries;
+    if (excess <= 0) return;
+    this.#sql.run(
+      "DELETE FROM queue WHERE device_id = ? AND id IN (SELECT id FROM queue WHERE device_id = ? ORDER BY id LIMIT ?)",
+      device, device, excess,
+    );
+    this.#sql.run("UPDATE devices SET dropped = dropped + ? WHERE device_id = ?", excess, device);
+  }
+
+  /** Drops queue entries and send-dedupe keys older than the TTL; expired entries count as dropped. */
+  #expireQueue(now: number): void {
+    const cutoff = now - LIMITS.toDeviceTtlMs;
+    const expired = this.#sql.all<{ device_id: string; n: number }>(
+      "SELECT device_id, count(*) AS n FROM queue WHERE created_at < ? GROUP BY device_id", cutoff,
+    );
+    if (expired.length === 0) {
+      this.#sql.run("DELETE FROM queue_sends WHERE created_at < ?", cutoff);
+      return;
+    }
+    this.ctx.storage.transactionSync(() => {
+      for (const { device_id, n } of expired) this.#sql.run("UPDATE devices SET dropped = dropped + ? WHERE device_id = ?", n, device_id);
+      this.#sql.run("DELETE FROM queue WHERE created_at < ?", cutoff);
+      this.#sql.run("DELETE FROM queue_sends WHERE created_at < ?", cutoff);
+    });
+  }
+}

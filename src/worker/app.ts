@@ -1,0 +1,32 @@
+/** The public HTTP API (PROTOCOL.md): auth, validation, limits, then one DO call per route. */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { LIMITS } from "../protocol/limits";
+import { deviceAuth, type AppEnv } from "./auth";
+import { ApiError, errorResponse, handleError } from "./errors";
+import { conversations } from "./routes/conversations";
+import { cursors, devices, sync, toDevice } from "./routes/user";
+
+export const app = new Hono<AppEnv>();
+
+app.onError(handleError);
+app.notFound(() => errorResponse("not_found", "no such route"));
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+
+app.use(
+  "/v1/*",
+  bodyLimit({
+    maxSize: LIMITS.maxRequestBytes,
+    onError: () => {
+      throw new ApiError("payload_too_large", `request body is over ${LIMITS.maxRequestBytes} bytes`);
+    },
+  }),
+);
+app.use("/v1/*", deviceAuth({ allowQueryToken: false }));
+
+app.route("/v1/devices", devices);
+app.route("/v1/conversations", conversations);
+app.route("/v1/sync", sync);
+app.route("/v1/cursors", cursors);
+app.route("/v1/to-device", toDevice);

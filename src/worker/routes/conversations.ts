@@ -1,0 +1,54 @@
+/** Conversations: create, summary, membership, send and history pages. */
+import { Hono } from "hono";
+import { z } from "zod";
+import { changeMembersSchema, createConversationSchema, id, pageQuerySchema, sendMessageSchema } from "../../protocol/schemas";
+import { LIMITS } from "../../protocol/limits";
+import type { AppEnv } from "../auth";
+import { serializeBody } from "../body";
+import { unwrap } from "../errors";
+import { callConversation } from "../stubs";
+import { valid } from "../validate";
+
+const params = valid("param", z.object({ id }));
+
+export const conversations = new Hono<AppEnv>()
+  .post("/", valid("json", createConversationSchema), async (c) => {
+    const req = c.req.valid("json");
+    const convId = req.id ?? crypto.randomUUID();
+    const creator = { user: c.var.user, device: c.var.device };
+    const summary = unwrap(
+      await callConversation(c.env, convId, "create", { id: convId, creator, members: req.members, ...(req.retention ? { retention: req.retention } : {}) }),
+    );
+    return c.json(summary, 201);
+  })
+  .get("/:id", params, async (c) => {
+    const { id: convId } = c.req.valid("param");
+    return c.json(unwrap(await callConversation(c.env, convId, "summary", c.var.user)));
+  })
+  .post("/:id/members", params, valid("json", changeMembersSchema), async (c) => {
+    const { id: convId } = c.req.valid("param");
+    const { add = [], remove = [] } = c.req.valid("json");
+    const actor = { user: c.var.user, device: c.var.device };
+    return c.json(unwrap(await callConversation(c.env, convId, "changeMembers", actor, add, remove)));
+  })
+  .post("/:id/messages", params, valid("json", sendMessageSchema), async (c) => {
+    const { id: convId } = c.req.valid("param");
+    const { client_msg_id, body } = c.req.valid("json");
+    const bodyJson = serializeBody(body);
+    const sender = { user: c.var.user, device: c.var.device };
+    const result = unwrap(await callConversation(c.env, convId, "send", sender, client_msg_id, bodyJson));
+    return c.json(result, result.duplicate ? 200 : 201);
+  })
+  .get("/:id/messages", params, valid("query", pageQuerySchema), async (c) => {
+    const { id: convId } = c.req.valid("param");
+    const q = c.req.valid("query");
+    const page = unwrap(
+      await callConversation(c.env, convId, "page", c.var.user, {
+          limit: q.limit ?? LIMITS.defaultPageSize,
+          ...(q.after !== undefined ? { after: q.after } : {}),
+          ...(q.before !== undefined ? { before: q.before } : {}),
+          ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),
+        }),
+    );
+    return c.json(page);
+  });

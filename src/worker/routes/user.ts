@@ -1,0 +1,87 @@
+/** Device-scoped endpoints: devices, sync, cursors and the per-device queue. */
+import { Hono } from "hono";
+import { z } from "zod";
+import { LIMITS } from "../../protocol/limits";
+import {
+  cursorsSchema,
+  id,
+  registerDeviceSchema,
+  syncQuerySchema,
+  toDeviceAckSchema,
+  toDeviceListSchema,
+  toDeviceSendSchema,
+} from "../../protocol/schemas";
+import type { PushTarget } from "../../protocol/types";
+import type { AppEnv } from "../auth";
+import { serializeBody } from "../body";
+import { unwrap } from "../errors";
+import { callConversation, callUser } from "../stubs";
+import { valid } from "../validate";
+
+export const devices = new Hono<AppEnv>()
+  .post("/", valid("json", registerDeviceSchema), async (c) => {
+    const { push } = c.req.valid("json");
+    const target = (push ?? null) as PushTarget | null;
+    return c.json(unwrap(await callUser(c.env, c.var.user, "registerDevice", c.var.user, c.var.device, target)));
+  })
+  .delete("/:device_id", valid("param", z.object({ device_id: id })), async (c) => {
+    const { device_id } = c.req.valid("param");
+    unwrap(await callUser(c.env, c.var.user, "deleteDevice", device_id));
+    return c.body(null, 204);
+  });
+
+export const sync = new Hono<AppEnv>().get("/", valid("query", syncQuerySchema), async (c) => {
+  const { since, limit } = c.req.valid("query");
+  return c.json(unwrap(await callUser(c.env, c.var.user, "sync", c.var.device, since, limit ?? LIMITS.defaultPageSize)));
+});
+
+/**
+ * Cursors are checked by each ConversationDO (membership, clamp to the visible
+ * head, read mirror for unread counts), then recorded in the UserDO. A request
+ * naming several conversations is validated everywhere before anything changes.
+ */
+export const cursors = new Hono<AppEnv>().post("/", valid("json", cursorsSchema), async (c) => {
+  const { received = {}, read = {} } = c.req.valid("json");
+  const names = [...new Set([...Object.keys(received), ...Object.keys(read)])];
+  const check = (apply: boolean) =>
+    Promise.all(
+      names.map(async (conv) => ({
+        conversation_id: conv,
+        check: unwrap(
+          await callConversation(c.env, conv, "cursor", c.var.user, received[conv] ?? null, read[conv] ?? null, apply),
+        ),
+      })),
+    );
+  if (names.length > 1) await check(false);
+  const inputs = await check(true);
+  return c.json(
+    unwrap(await callUser(c.env, c.var.user, "applyCursors", c.var.device, inputs, Object.keys(received), Object.keys(read))),
+  );
+});
+
+export const toDevice = new Hono<AppEnv>()
+  .post("/", valid("json", toDeviceSendSchema), async (c) => {
+    const req = c.req.valid("json");
+    const bodyJson = serializeBody(req.body);
+    const from = { user: c.var.user, device: c.var.device };
+    const senderConversations = req.user === from.user ? [] : await callUser(c.env, from.user, "memberConversations");
+    const result = unwrap(
+      await callUser(c.env, req.user, "enqueueToDevice", {
+          from,
+          to: req.user,
+          clientMsgId: req.client_msg_id,
+          bodyJson,
+          senderConversations,
+          ...(req.device !== undefined ? { device: req.device } : {}),
+        }),
+    );
+    return c.json(result, 202);
+  })
+  .get("/", valid("query", toDeviceListSchema), async (c) => {
+    const { limit } = c.req.valid("query");
+    return c.json(unwrap(await callUser(c.env, c.var.user, "listToDevice", c.var.device, limit ?? LIMITS.defaultPageSize)));
+  })
+  .post("/ack", valid("json", toDeviceAckSchema), async (c) => {
+    const { up_to } = c.req.valid("json");
+    return c.json(unwrap(await callUser(c.env, c.var.user, "ackToDevice", c.var.device, up_to)));
+  });
