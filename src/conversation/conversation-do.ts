@@ -4,8 +4,11 @@
  * that tells each member's UserDO about new entries.
  */
 import { DurableObject } from "cloudflare:workers";
+import { IttyRouter } from "itty-router";
 import type { Env } from "../env";
-import { fail, ok, type Result } from "../protocol/errors";
+import { fail, ok, type Failure, type Result } from "../protocol/errors";
+import { CLOSE_NOT_MEMBER, type ErrorFrame, type HelloFrame, type MessageFrame } from "../protocol/frames";
+import { ackFrameSchema, sendMessageSchema } from "../protocol/schemas";
 import type { CursorCheck, IndexUpdate, PageParams } from "../protocol/internal";
 import { LIMITS } from "../protocol/limits";
 import type {
@@ -21,6 +24,17 @@ import { SchemaGate } from "../storage/init";
 import { Sql } from "../storage/sql";
 import { log } from "../observability/log";
 import { callUser } from "../worker/stubs";
+import { errorResponse } from "../worker/errors";
+import {
+  closeSocket,
+  IDENTITY_HEADERS,
+  identityOf,
+  openSockets,
+  parseFrame,
+  reciprocateClose,
+  sendFrame,
+} from "../realtime/sockets";
+import { CATCH_UP_PAGE, catchUpFrames, type LiveIdentity } from "./live";
 import { planBackward, planForward, visibleRanges, type Range } from "./paging";
 import { CONVERSATION_MIGRATIONS } from "./schema";
 
@@ -62,9 +76,12 @@ export class ConversationDO extends DurableObject<Env> {
   /** Cached copy of the `conversation` row; storage is the truth and rebuilds it on wake. */
   #meta: Meta | null = null;
   #draining: Promise<void> = Promise.resolve();
+  readonly #router = IttyRouter().get("/live", (req) => this.#openLive(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    // Answered by the runtime without waking a hibernating object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.#sql = new Sql(ctx.storage);
     this.#gate = new SchemaGate(ctx, CONVERSATION_MIGRATIONS, () => {
       this.#meta = this.#sql.first<Meta & Record<string, SqlStorageValue>>("SELECT * FROM conversation") ?? null;
@@ -123,9 +140,8 @@ export class ConversationDO extends DurableObject<Env> {
     }
     if (added.length === 0 && removed.length === 0) return ok(this.#summary());
     const now = Date.now();
-    this.ctx.storage.transactionSync(() => {
-      this.#appendMemberChange(actor, { added, removed, by: actor.user }, now);
-    });
+    const row = this.ctx.storage.transactionSync(() => this.#appendMemberChange(actor, { added, removed, by: actor.user }, now));
+    this.#broadcast(row, removed);
     await this.#scheduleDrain(0);
     // Membership is rare and the index must reflect it before the caller acts on it.
     await this.#drainNow();
@@ -145,7 +161,8 @@ export class ConversationDO extends DurableObject<Env> {
     if (!this.#isActive(sender.user)) return this.#notMember(sender.user);
     const now = Date.now();
     const row = this.ctx.storage.transactionSync(() => this.#append("message", sender, clientMsgId, bodyJson, now));
-    // The reply leaves only after the write above is durable (output gate); fan-out follows it.
+    // Replies and socket frames leave only after the write above is durable (output gate).
+    this.#broadcast(row, []);
     await this.#scheduleDrain(LIMITS.outboxCoalesceMs);
     return ok({ seq: row.seq, msg_id: row.msg_id, created_at: iso(row.created_at), duplicate: false });
   }
@@ -170,12 +187,7 @@ export class ConversationDO extends DurableObject<Env> {
     const plan = forward
       ? planForward(ranges, meta.floor_seq, meta.head_seq, params.after ?? 0, params.limit)
       : planBackward(ranges, meta.floor_seq, meta.head_seq, Math.min(params.before ?? Infinity, meta.head_seq + 1), params.limit);
-    const messages: Message[] = [];
-    for (const piece of plan.pieces) {
-      for (const row of this.#sql.all<EntryRow>("SELECT * FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq", piece.from, piece.to)) {
-        messages.push(toMessage(row));
-      }
-    }
+    const messages = this.#readPieces(plan.pieces);
     const page: MessagePage = {
       conversation_id: meta.id,
       epoch: meta.epoch,
@@ -224,6 +236,126 @@ export class ConversationDO extends DurableObject<Env> {
     await this.#drainNow();
   }
 
+  // ---- live sockets ----
+
+  override async fetch(request: Request): Promise<Response> {
+    this.#gate.check();
+    const res = (await this.#router.fetch(request)) as Response | undefined;
+    return res ?? errorResponse("not_found", "no such route");
+  }
+
+  /**
+   * Accepts a live socket: hello, catch-up pages of everything visible after
+   * `after`, then `live`. The catch-up runs synchronously in one turn, so no
+   * append can slip between the last page and the switch to live: no gap and
+   * no duplicate.
+   */
+  #openLive(request: Request): Response {
+    const ready = this.#ready();
+    if (!ready.ok) return failureResponse(ready);
+    const meta = ready.value;
+    const user = request.headers.get(IDENTITY_HEADERS.user) ?? "";
+    const device = request.headers.get(IDENTITY_HEADERS.device) ?? "";
+    if (!this.#isActive(user)) return failureResponse(this.#notMember(user));
+    const url = new URL(request.url);
+    const epoch = url.searchParams.get("epoch");
+    if (epoch !== null && epoch !== meta.epoch) {
+      return failureResponse(fail("epoch_mismatch", "the conversation's epoch changed; reset local state", { epoch: meta.epoch }));
+    }
+    const afterParam = url.searchParams.get("after");
+    const after = afterParam === null ? meta.head_seq : Number(afterParam);
+    if (after > meta.head_seq) return failureResponse(fail("invalid_request", `after=${after} is beyond head_seq ${meta.head_seq}`));
+    if (this.ctx.getWebSockets().length >= LIMITS.maxSocketsPerConversation) {
+      return failureResponse(fail("overloaded", "too many live sockets on this conversation", { retryAfter: 5 }));
+    }
+
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [`u:${user}`]);
+    const identity: LiveIdentity = { v: 1, user, device, live: false };
+    server.serializeAttachment(identity);
+    const hello: HelloFrame = { type: "hello", conversation_id: meta.id, epoch: meta.epoch, head_seq: meta.head_seq, floor_seq: meta.floor_seq };
+    sendFrame(server, hello);
+    const ranges = visibleRanges(this.#intervals(user), meta.floor_seq, meta.head_seq);
+    for (let pos = after; ; ) {
+      const plan = planForward(ranges, meta.floor_seq, meta.head_seq, pos, CATCH_UP_PAGE);
+      for (const frame of catchUpFrames(this.#readPieces(plan.pieces), plan.gaps, !plan.hasMore)) sendFrame(server, frame);
+      if (!plan.hasMore) break;
+      pos = plan.boundary;
+    }
+    server.serializeAttachment({ ...identity, live: true } satisfies LiveIdentity);
+    sendFrame(server, { type: "live" });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.#gate.check();
+    const who = identityOf<LiveIdentity>(ws);
+    if (!who) return closeSocket(ws, 1011, "unknown socket");
+    const size = typeof message === "string" ? message.length : message.byteLength;
+    if (size > LIMITS.maxRequestBytes) return void sendFrame(ws, errorFrame("payload_too_large", "frame is over 256 KiB"));
+    const frame = parseFrame(message);
+    if (!frame) return void sendFrame(ws, errorFrame("invalid_request", "frames are JSON objects"));
+    if (frame.type === "send") {
+      const parsed = sendMessageSchema.safeParse(frame);
+      const clientMsgId = typeof frame.client_msg_id === "string" ? frame.client_msg_id : undefined;
+      if (!parsed.success) return void sendFrame(ws, errorFrame("invalid_request", firstIssue(parsed.error.issues), clientMsgId));
+      const bodyJson = JSON.stringify(parsed.data.body);
+      if (new TextEncoder().encode(bodyJson).byteLength > LIMITS.maxBodyBytes) {
+        return void sendFrame(ws, errorFrame("payload_too_large", `body is over ${LIMITS.maxBodyBytes} bytes serialized`, clientMsgId));
+      }
+      const res = await this.send({ user: who.user, device: who.device }, parsed.data.client_msg_id, bodyJson);
+      if (!res.ok) return void sendFrame(ws, errorFrame(res.code, res.message, clientMsgId));
+      sendFrame(ws, { type: "sent", client_msg_id: parsed.data.client_msg_id, seq: res.value.seq, duplicate: res.value.duplicate });
+      return;
+    }
+    if (frame.type === "ack") {
+      const parsed = ackFrameSchema.safeParse(frame);
+      if (!parsed.success) return void sendFrame(ws, errorFrame("invalid_request", firstIssue(parsed.error.issues)));
+      const check = await this.cursor(who.user, parsed.data.seq, null, false);
+      if (!check.ok) return void sendFrame(ws, errorFrame(check.code, check.message));
+      const conv = this.#meta!.id;
+      const res = await callUser(this.env, who.user, "applyCursors", who.device, [{ conversation_id: conv, check: check.value }], [conv], []);
+      if (!res.ok) return void sendFrame(ws, errorFrame(res.code, res.message));
+      sendFrame(ws, { type: "acked", seq: res.value.received[conv] ?? 0 });
+      return;
+    }
+    sendFrame(ws, errorFrame("invalid_request", `unknown frame type ${JSON.stringify(frame.type)}`));
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    reciprocateClose(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    log("live_socket_error", { conversation: this.#meta?.id, user: identityOf<LiveIdentity>(ws)?.user, error: String(error) });
+  }
+
+  /**
+   * Sends a committed entry once to every live socket. Users removed by this
+   * entry get it (it is their leave seq) and then their sockets close.
+   */
+  #broadcast(row: EntryRow, removed: readonly string[]): void {
+    const sockets = openSockets(this.ctx);
+    if (sockets.length === 0) return;
+    const frame = JSON.stringify({ type: "message", message: toMessage(row) } satisfies MessageFrame);
+    for (const ws of sockets) {
+      if (identityOf<LiveIdentity>(ws)?.live) sendFrame(ws, frame);
+    }
+    for (const user of removed) {
+      for (const ws of this.ctx.getWebSockets(`u:${user}`)) closeSocket(ws, CLOSE_NOT_MEMBER, "no longer a member");
+    }
+  }
+
+  #readPieces(pieces: readonly Range[]): Message[] {
+    const messages: Message[] = [];
+    for (const piece of pieces) {
+      for (const row of this.#sql.all<EntryRow>("SELECT * FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq", piece.from, piece.to)) {
+        messages.push(toMessage(row));
+      }
+    }
+    return messages;
+  }
+
   // ---- log and membership ----
 
   #append(type: "message" | "member", sender: SenderRef, clientMsgId: string | null, bodyJson: string, now: number): EntryRow {
@@ -258,7 +390,7 @@ export class ConversationDO extends DurableObject<Env> {
   }
 
   /** Writes a `member` entry and the interval changes it implies; inside a transaction. */
-  #appendMemberChange(actor: SenderRef, change: MemberChangeBody, now: number): void {
+  #appendMemberChange(actor: SenderRef, change: MemberChangeBody, now: number): EntryRow {
     const row = this.#append("member", actor, null, JSON.stringify(change), now);
     for (const user of change.removed) {
       this.#sql.run("UPDATE intervals SET to_seq = ? WHERE user_id = ? AND to_seq IS NULL", row.seq, user);
@@ -276,6 +408,7 @@ export class ConversationDO extends DurableObject<Env> {
     }
     // Added users are active now and were covered by #append's outbox insert only if already members.
     this.#enqueuePoke([...change.added, ...change.removed], this.#meta!.version, now);
+    return row;
   }
 
   #countUnread(user: string, read: number): number {
@@ -372,7 +505,7 @@ export class ConversationDO extends DurableObject<Env> {
     return this.#member(user)?.active === 1;
   }
 
-  #notMember<T>(user: string): Result<T> {
+  #notMember(user: string): Failure {
     return fail("forbidden", `${user} is not a member of this conversation`);
   }
 
@@ -424,6 +557,22 @@ export class ConversationDO extends DurableObject<Env> {
       created_at: iso(meta.created_at),
     };
   }
+}
+
+function failureResponse(f: Failure): Response {
+  return errorResponse(f.code, f.message, {
+    ...(f.epoch !== undefined ? { epoch: f.epoch } : {}),
+    ...(f.retryAfter !== undefined ? { retryAfter: f.retryAfter } : {}),
+  });
+}
+
+function errorFrame(code: ErrorFrame["code"], message: string, clientMsgId?: string): ErrorFrame {
+  return { type: "error", code, message, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) };
+}
+
+function firstIssue(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  const issue = issues[0];
+  return issue ? `${issue.path.map(String).join(".") || "frame"}: ${issue.message}` : "invalid frame";
 }
 
 function iso(ms: number): string {

@@ -16,6 +16,9 @@ export const LIMITS = {
   /** Per-device queue: entries kept per device (oldest dropped and counted) and their TTL. */
   maxToDeviceEntries: 1000,
   toDeviceTtlMs: 7 * 24 * 3600 * 1000,
+  /** Open sockets per object: live sockets per conversation, inbox sockets per user. */
+  maxSocketsPerConversation: 5000,
+  maxInboxSocketsPerUser: 100,
   /** Outbox drain: members poked per alarm run, concurrent pokes, delay that coalesces a burst. */
   outboxBatch: 100,
   outboxConcurrency: 16,

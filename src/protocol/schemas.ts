@@ -52,11 +52,19 @@ export const changeMembersSchema = z
 
 export const sendMessageSchema = z.object({ client_msg_id: id, body: anyJson });
 
+export const ackFrameSchema = z.object({ seq });
+
 export const pageQuerySchema = z.object({
   after: queryInt(0, Number.MAX_SAFE_INTEGER).optional(),
   before: queryInt(1, Number.MAX_SAFE_INTEGER).optional(),
   limit,
   epoch: z.string().min(1).max(64).optional(),
+});
+
+export const liveQuerySchema = z.object({
+  after: queryInt(0, Number.MAX_SAFE_INTEGER).optional(),
+  epoch: z.string().min(1).max(64).optional(),
+  access_token: z.string().optional(),
 });
 
 export const syncQuerySchema = z.object({

@@ -5,8 +5,10 @@
  * the message log itself lives only in the conversations.
  */
 import { DurableObject } from "cloudflare:workers";
+import { IttyRouter } from "itty-router";
 import type { Env } from "../env";
 import { fail, ok, type Result } from "../protocol/errors";
+import type { InboxHelloFrame, InboxServerFrame } from "../protocol/frames";
 import type { CursorCheck, IndexUpdate } from "../protocol/internal";
 import { LIMITS } from "../protocol/limits";
 import type {
@@ -21,6 +23,16 @@ import type {
 import { SchemaGate } from "../storage/init";
 import { Sql } from "../storage/sql";
 import { USER_MIGRATIONS } from "./schema";
+import { errorResponse } from "../worker/errors";
+import { log } from "../observability/log";
+import {
+  IDENTITY_HEADERS,
+  identityOf,
+  openSockets,
+  reciprocateClose,
+  sendFrame,
+  type SocketIdentity,
+} from "../realtime/sockets";
 import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint";
 
 type IndexRow = {
@@ -65,9 +77,11 @@ export interface CursorInput {
 export class UserDO extends DurableObject<Env> {
   readonly #sql: Sql;
   readonly #gate: SchemaGate;
+  readonly #router = IttyRouter().get("/inbox", (req) => this.#openInbox(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.#sql = new Sql(ctx.storage);
     this.#gate = new SchemaGate(ctx, USER_MIGRATIONS, () => undefined);
   }
@@ -96,10 +110,11 @@ export class UserDO extends DurableObject<Env> {
   /** A poke from a ConversationDO. Idempotent and order-insensitive by `version`. */
   async applyConversation(update: IndexUpdate): Promise<Result<null>> {
     this.#gate.check();
-    this.ctx.storage.transactionSync(() => {
+    const frames = this.ctx.storage.transactionSync(() => {
       this.#sql.run("UPDATE user_meta SET pokes = pokes + 1");
-      this.#applyUpdate(update);
+      return this.#applyUpdate(update);
     });
+    this.#notify(frames, null);
     return ok(null);
   }
 
@@ -148,9 +163,10 @@ export class UserDO extends DurableObject<Env> {
     this.#gate.check();
     this.#touch(device);
     const out: CursorsResponse = { received: {}, read: {} };
+    const frames: InboxServerFrame[] = [];
     this.ctx.storage.transactionSync(() => {
       for (const { conversation_id: conv, check } of inputs) {
-        this.#applyUpdate(check.update);
+        frames.push(...this.#applyUpdate(check.update));
         if (check.received !== null) {
           this.#sql.run(
             `INSERT INTO received (device_id, conversation_id, seq) VALUES (?, ?, ?)
@@ -170,6 +186,7 @@ export class UserDO extends DurableObject<Env> {
         )?.read_seq ?? 0;
       }
     });
+    this.#notify(frames, device);
     return ok(out);
   }
 
@@ -249,9 +266,10 @@ export class UserDO extends DurableObject<Env> {
     return this.#sql.one<{ change_pos: number }>("SELECT change_pos FROM user_meta").change_pos;
   }
 
-  #applyUpdate(u: IndexUpdate): void {
+  /** Applies a newer view of a conversation; returns the inbox frames it implies. */
+  #applyUpdate(u: IndexUpdate): InboxServerFrame[] {
     const row = this.#sql.first<IndexRow>("SELECT * FROM conversations WHERE conversation_id = ?", u.conversation_id);
-    if (row && row.version >= u.version && row.epoch === u.epoch) return;
+    if (row && row.version >= u.version && row.epoch === u.epoch) return [];
     const pos = this.#sql.one<{ change_pos: number }>("UPDATE user_meta SET change_pos = change_pos + 1 RETURNING change_pos").change_pos;
     this.#sql.run(
       `INSERT INTO conversations (conversation_id, epoch, head_seq, floor_seq, read_seq, unread, membership, last_activity_at, version, change_pos)
@@ -262,6 +280,63 @@ export class UserDO extends DurableObject<Env> {
          version = excluded.version, change_pos = excluded.change_pos`,
       u.conversation_id, u.epoch, u.head_seq, u.floor_seq, u.read, u.unread, u.membership, u.last_activity_at, u.version, pos,
     );
+    const frames: InboxServerFrame[] = [];
+    const conversation_id = u.conversation_id;
+    if (!row || u.head_seq > row.head_seq) {
+      frames.push({ type: "poke", conversation_id, head_seq: u.head_seq, checkpoint: encodeCheckpoint(pos) });
+    }
+    if (row && u.read > row.read_seq) frames.push({ type: "read", conversation_id, read: u.read });
+    if (!row || u.membership !== row.membership) frames.push({ type: "membership", conversation_id, membership: u.membership });
+    return frames;
+  }
+
+  // ---- inbox sockets ----
+
+  override async fetch(request: Request): Promise<Response> {
+    this.#gate.check();
+    const res = (await this.#router.fetch(request)) as Response | undefined;
+    return res ?? errorResponse("not_found", "no such route");
+  }
+
+  /** One inbox socket per device connection; an open one is what "online" means. */
+  #openInbox(request: Request): Response {
+    const user = request.headers.get(IDENTITY_HEADERS.user) ?? "";
+    const device = request.headers.get(IDENTITY_HEADERS.device) ?? "";
+    if (this.ctx.getWebSockets().length >= LIMITS.maxInboxSocketsPerUser) {
+      return errorResponse("overloaded", "too many inbox sockets for this user", { retryAfter: 5 });
+    }
+    this.#touch(device);
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [`d:${device}`]);
+    server.serializeAttachment({ v: 1, user, device } satisfies SocketIdentity);
+    const hello: InboxHelloFrame = { type: "hello", checkpoint: encodeCheckpoint(this.#position()) };
+    sendFrame(server, hello);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket): Promise<void> {
+    sendFrame(ws, { type: "error", code: "invalid_request", message: "the inbox socket takes no frames but ping" });
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    reciprocateClose(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    log("inbox_socket_error", { device: identityOf(ws)?.device, error: String(error) });
+  }
+
+  /** Sends inbox frames; `read` frames skip the device that moved the cursor. */
+  #notify(frames: readonly InboxServerFrame[], actingDevice: string | null): void {
+    if (frames.length === 0) return;
+    const sockets = openSockets(this.ctx);
+    for (const frame of frames) {
+      const text = JSON.stringify(frame);
+      for (const ws of sockets) {
+        if (frame.type === "read" && actingDevice !== null && identityOf(ws)?.device === actingDevice) continue;
+        sendFrame(ws, text);
+      }
+    }
   }
 
   #sharesConversation(senderConversations: readonly string[]): boolean {

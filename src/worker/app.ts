@@ -5,6 +5,7 @@ import { LIMITS } from "../protocol/limits";
 import { deviceAuth, type AppEnv } from "./auth";
 import { ApiError, errorResponse, handleError } from "./errors";
 import { conversations } from "./routes/conversations";
+import { inboxSocket, isUpgrade, liveSocket, requireUpgrade } from "./routes/sockets";
 import { cursors, devices, sync, toDevice } from "./routes/user";
 
 export const app = new Hono<AppEnv>();
@@ -23,10 +24,15 @@ app.use(
     },
   }),
 );
-app.use("/v1/*", deviceAuth({ allowQueryToken: false }));
+app.use("/v1/inbox", requireUpgrade);
+app.use("/v1/conversations/:id/live", requireUpgrade);
+// Browsers cannot set headers on a WebSocket, so upgrades may carry the token in the query.
+app.use("/v1/*", deviceAuth({ allowQueryToken: (req) => isUpgrade(req) }));
 
 app.route("/v1/devices", devices);
+app.route("/v1/conversations", liveSocket);
 app.route("/v1/conversations", conversations);
+app.route("/v1/inbox", inboxSocket);
 app.route("/v1/sync", sync);
 app.route("/v1/cursors", cursors);
 app.route("/v1/to-device", toDevice);

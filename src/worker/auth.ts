@@ -49,11 +49,11 @@ async function verifyToken(token: string, env: Env): Promise<JWTPayload> {
 }
 
 /**
- * @example app.use("/v1/*", deviceAuth({ allowQueryToken: false }))
+ * @example app.use("/v1/*", deviceAuth({ allowQueryToken: () => false }))
  */
-export function deviceAuth(options: { allowQueryToken: boolean }) {
+export function deviceAuth(options: { allowQueryToken: (req: Request) => boolean }) {
   return createMiddleware<AppEnv>(async (c, next) => {
-    const token = bearer(c.req.header("authorization")) ?? (options.allowQueryToken ? c.req.query("access_token") ?? null : null);
+    const token = bearer(c.req.header("authorization")) ?? (options.allowQueryToken(c.req.raw) ? c.req.query("access_token") ?? null : null);
     if (!token) throw new ApiError("unauthorized", "missing bearer token");
     const claims = await verifyToken(token, c.env);
     if (typeof claims.exp !== "number") throw new ApiError("unauthorized", "token has no exp claim");

@@ -13,7 +13,7 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly extra: { epoch?: string; retryAfter?: number } = {},
+    readonly extra: { epoch?: string; retryAfter?: number; status?: number } = {},
   ) {
     super(message);
   }
@@ -48,7 +48,7 @@ export function errorResponse(code: ErrorCode, message: string, extra: ApiError[
     body.error.retry_after = retryAfter;
     headers.set("retry-after", String(retryAfter));
   }
-  return new Response(JSON.stringify(body), { status: ERROR_STATUS[code], headers });
+  return new Response(JSON.stringify(body), { status: extra.status ?? ERROR_STATUS[code], headers });
 }
 
 const STATUS_CODES: Record<number, ErrorCode> = {

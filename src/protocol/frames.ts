@@ -1,0 +1,85 @@
+/** WebSocket frames of PROTOCOL.md (JSON text; the text frame `ping` is answered `pong`). */
+import type { ErrorCode } from "./errors";
+import type { Gap, Membership, Message } from "./types";
+
+// ---- /v1/conversations/:id/live ----
+
+export interface HelloFrame {
+  type: "hello";
+  conversation_id: string;
+  epoch: string;
+  head_seq: number;
+  floor_seq: number;
+}
+export interface MessagesFrame {
+  type: "messages";
+  messages: Message[];
+  gaps: Gap[];
+  has_more: boolean;
+}
+export interface LiveFrame {
+  type: "live";
+}
+export interface MessageFrame {
+  type: "message";
+  message: Message;
+}
+export interface SentFrame {
+  type: "sent";
+  client_msg_id: string;
+  seq: number;
+  duplicate: boolean;
+}
+/** Extension: confirms an `ack` with the device's effective `received` cursor. */
+export interface AckedFrame {
+  type: "acked";
+  seq: number;
+}
+export interface ErrorFrame {
+  type: "error";
+  code: ErrorCode;
+  message: string;
+  /** The client frame's `client_msg_id`, when it had one, so a failed send can be matched. */
+  client_msg_id?: string;
+}
+
+export type LiveServerFrame = HelloFrame | MessagesFrame | LiveFrame | MessageFrame | SentFrame | AckedFrame | ErrorFrame;
+
+export interface SendFrame {
+  type: "send";
+  client_msg_id: string;
+  body: unknown;
+}
+export interface AckFrame {
+  type: "ack";
+  seq: number;
+}
+export type LiveClientFrame = SendFrame | AckFrame;
+
+// ---- /v1/inbox ----
+
+/** Extension: first frame on an inbox socket, the user's current sync checkpoint. */
+export interface InboxHelloFrame {
+  type: "hello";
+  checkpoint: string;
+}
+export interface PokeFrame {
+  type: "poke";
+  conversation_id: string;
+  head_seq: number;
+  checkpoint: string;
+}
+export interface ReadFrame {
+  type: "read";
+  conversation_id: string;
+  read: number;
+}
+export interface MembershipFrame {
+  type: "membership";
+  conversation_id: string;
+  membership: Membership;
+}
+export type InboxServerFrame = InboxHelloFrame | PokeFrame | ReadFrame | MembershipFrame | ErrorFrame;
+
+/** Close code for a live socket whose user stopped being a member. */
+export const CLOSE_NOT_MEMBER = 4003;
