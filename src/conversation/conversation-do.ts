@@ -13,6 +13,7 @@ import type { CursorCheck, IndexUpdate, PageParams } from "../protocol/internal"
 import { LIMITS } from "../protocol/limits";
 import type {
   ConversationSummary,
+  Gap,
   MemberChangeBody,
   Message,
   MessagePage,
@@ -20,6 +21,7 @@ import type {
   SendResult,
   SenderRef,
 } from "../protocol/types";
+import { envNumber, RowBudget, shedRetryAfter } from "../storage/admission";
 import { SchemaGate } from "../storage/init";
 import { Sql } from "../storage/sql";
 import { log } from "../observability/log";
@@ -39,6 +41,8 @@ import { planBackward, planForward, visibleRanges, type Range } from "./paging";
 import { CONVERSATION_MIGRATIONS } from "./schema";
 
 interface Meta {
+  expired_total: number;
+  unavailable_total: number;
   id: string;
   epoch: string;
   created_at: number;
@@ -63,6 +67,29 @@ type EntryRow = {
 
 type MemberRow = { user_id: string; active: number; read_seq: number; unread: number };
 
+/** Entries removed per retention batch, and batches per alarm run: bounded work per wake. */
+const RETENTION_BATCH = 500;
+const RETENTION_BATCHES_PER_ALARM = 4;
+
+export interface ExpiredReceipts {
+  conversation_id: string;
+  floor_seq: number;
+  expired: { user: string; device: string | null; entries: number; last_seq: number; updated_at: string }[];
+}
+
+export interface ConversationStats {
+  id: string;
+  head_seq: number;
+  floor_seq: number;
+  members: number;
+  live_sockets: number;
+  outbox_pending: number;
+  oldest_undelivered_ms: number;
+  expired_total: number;
+  unavailable_total: number;
+  retention: RetentionPolicy;
+}
+
 export interface CreateInput {
   id: string;
   creator: SenderRef;
@@ -76,12 +103,14 @@ export class ConversationDO extends DurableObject<Env> {
   /** Cached copy of the `conversation` row; storage is the truth and rebuilds it on wake. */
   #meta: Meta | null = null;
   #draining: Promise<void> = Promise.resolve();
+  readonly #budget: RowBudget;
   readonly #router = IttyRouter().get("/live", (req) => this.#openLive(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // Answered by the runtime without waking a hibernating object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+    this.#budget = new RowBudget(envNumber(env.ADMISSION_PAGE_ROWS_PER_SECOND, 50_000));
     this.#sql = new Sql(ctx.storage);
     this.#gate = new SchemaGate(ctx, CONVERSATION_MIGRATIONS, () => {
       this.#meta = this.#sql.first<Meta & Record<string, SqlStorageValue>>("SELECT * FROM conversation") ?? null;
@@ -97,6 +126,8 @@ export class ConversationDO extends DurableObject<Env> {
     if (members.length > LIMITS.maxMembers) return fail("invalid_request", `at most ${LIMITS.maxMembers} members`);
     const now = Date.now();
     const meta: Meta = {
+      expired_total: 0,
+      unavailable_total: 0,
       id: input.id,
       epoch: crypto.randomUUID().replaceAll("-", ""),
       created_at: now,
@@ -167,27 +198,32 @@ export class ConversationDO extends DurableObject<Env> {
     return ok({ seq: row.seq, msg_id: row.msg_id, created_at: iso(row.created_at), duplicate: false });
   }
 
-  async page(user: string, params: PageParams): Promise<Result<MessagePage>> {
+  async page(who: SenderRef, params: PageParams): Promise<Result<MessagePage>> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
     const meta = ready.value;
+    const user = who.user;
+    // Membership first: a stranger must not learn the epoch from the mismatch error.
+    const intervals = this.#intervals(user);
+    if (intervals.length === 0) return this.#notMember(user);
     if (params.epoch !== undefined && params.epoch !== meta.epoch) {
       return fail("epoch_mismatch", "the conversation's epoch changed; reset local state", { epoch: meta.epoch });
     }
-    const intervals = this.#intervals(user);
-    if (intervals.length === 0) return this.#notMember(user);
     if (params.after !== undefined && params.before !== undefined) {
       return fail("invalid_request", "give either after or before, not both");
     }
     if (params.after !== undefined && params.after > meta.head_seq) {
       return fail("invalid_request", `after=${params.after} is beyond head_seq ${meta.head_seq}`);
     }
+    const admitted = this.#budget.take(params.limit);
+    if (!admitted.ok) return fail("overloaded", "history reads are being shed; retry later", { retryAfter: shedRetryAfter(admitted.retryAfterMs) });
     const ranges = visibleRanges(intervals, meta.floor_seq, meta.head_seq);
     const forward = params.after !== undefined;
     const plan = forward
       ? planForward(ranges, meta.floor_seq, meta.head_seq, params.after ?? 0, params.limit)
       : planBackward(ranges, meta.floor_seq, meta.head_seq, Math.min(params.before ?? Infinity, meta.head_seq + 1), params.limit);
     const messages = this.#readPieces(plan.pieces);
+    this.#countUnavailable(who, plan.gaps, intervals);
     const page: MessagePage = {
       conversation_id: meta.id,
       epoch: meta.epoch,
@@ -206,9 +242,10 @@ export class ConversationDO extends DurableObject<Env> {
    * Validates (and, with `apply`, records) a user's cursors for this conversation.
    * `read` is mirrored here because unread counts need the log; it only moves forward.
    */
-  async cursor(user: string, received: number | null, read: number | null, apply: boolean): Promise<Result<CursorCheck>> {
+  async cursor(who: SenderRef, received: number | null, read: number | null, apply: boolean): Promise<Result<CursorCheck>> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
+    const user = who.user;
     const intervals = this.#intervals(user);
     if (intervals.length === 0) return this.#notMember(user);
     const visibleHead = this.#visibleHead(user, intervals);
@@ -224,16 +261,77 @@ export class ConversationDO extends DurableObject<Env> {
         await this.#scheduleDrain(LIMITS.outboxCoalesceMs);
       }
     }
+    const clamped = received === null ? null : Math.min(received, visibleHead);
+    if (apply && clamped !== null) {
+      this.#sql.run(
+        `INSERT INTO device_cursors (user_id, device_id, received) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, device_id) DO UPDATE SET received = max(received, excluded.received)`,
+        user, who.device, clamped,
+      );
+    }
+    return ok({ update: this.#indexUpdate(user), received: clamped });
+  }
+
+  /**
+   * The sender's undelivered-expiry receipt: for each recipient device, how many of
+   * the caller's messages retention removed before that device received them.
+   */
+  async expiredReceipts(user: string): Promise<Result<ExpiredReceipts>> {
+    const ready = this.#ready();
+    if (!ready.ok) return ready;
+    if (this.#intervals(user).length === 0) return this.#notMember(user);
+    const rows = this.#sql.all<{ recipient_user: string; recipient_device: string; entries: number; last_seq: number; updated_at: number }>(
+      `SELECT recipient_user, recipient_device, entries, last_seq, updated_at FROM expired_undelivered
+       WHERE sender_user = ? ORDER BY recipient_user, recipient_device`,
+      user,
+    );
     return ok({
-      update: this.#indexUpdate(user),
-      received: received === null ? null : Math.min(received, visibleHead),
+      conversation_id: ready.value.id,
+      floor_seq: ready.value.floor_seq,
+      expired: rows.map((r) => ({
+        user: r.recipient_user,
+        device: r.recipient_device === "*" ? null : r.recipient_device,
+        entries: r.entries,
+        last_seq: r.last_seq,
+        updated_at: iso(r.updated_at),
+      })),
     });
   }
 
-  /** Drains the outbox: one poke per pending member, retried with backoff until confirmed. */
+  /** Operator view of this conversation (admin API). */
+  async stats(): Promise<Result<ConversationStats>> {
+    const ready = this.#ready();
+    if (!ready.ok) return ready;
+    const meta = ready.value;
+    const outbox = this.#sql.one<{ n: number; oldest: number | null }>("SELECT count(*) AS n, min(first_at) AS oldest FROM outbox");
+    return ok({
+      id: meta.id,
+      head_seq: meta.head_seq,
+      floor_seq: meta.floor_seq,
+      members: this.#sql.one<{ n: number }>("SELECT count(*) AS n FROM members WHERE active = 1").n,
+      live_sockets: this.ctx.getWebSockets().length,
+      outbox_pending: outbox.n,
+      oldest_undelivered_ms: outbox.oldest === null ? 0 : Date.now() - outbox.oldest,
+      expired_total: meta.expired_total,
+      unavailable_total: meta.unavailable_total,
+      retention: this.#policy(),
+    });
+  }
+
+  /**
+   * Drains the outbox (one poke per pending member, retried with backoff until
+   * confirmed), then enforces retention a bounded batch at a time.
+   */
   override async alarm(): Promise<void> {
     this.#gate.check();
     await this.#drainNow();
+    if (!this.#meta) return;
+    let more = false;
+    for (let i = 0; i < RETENTION_BATCHES_PER_ALARM; i++) {
+      more = this.#enforceRetention(Date.now());
+      if (!more) break;
+    }
+    await this.#reschedule(more);
   }
 
   // ---- live sockets ----
@@ -275,9 +373,11 @@ export class ConversationDO extends DurableObject<Env> {
     server.serializeAttachment(identity);
     const hello: HelloFrame = { type: "hello", conversation_id: meta.id, epoch: meta.epoch, head_seq: meta.head_seq, floor_seq: meta.floor_seq };
     sendFrame(server, hello);
-    const ranges = visibleRanges(this.#intervals(user), meta.floor_seq, meta.head_seq);
+    const intervals = this.#intervals(user);
+    const ranges = visibleRanges(intervals, meta.floor_seq, meta.head_seq);
     for (let pos = after; ; ) {
       const plan = planForward(ranges, meta.floor_seq, meta.head_seq, pos, CATCH_UP_PAGE);
+      this.#countUnavailable({ user, device }, plan.gaps, intervals);
       for (const frame of catchUpFrames(this.#readPieces(plan.pieces), plan.gaps, !plan.hasMore)) sendFrame(server, frame);
       if (!plan.hasMore) break;
       pos = plan.boundary;
@@ -311,7 +411,7 @@ export class ConversationDO extends DurableObject<Env> {
     if (frame.type === "ack") {
       const parsed = ackFrameSchema.safeParse(frame);
       if (!parsed.success) return void sendFrame(ws, errorFrame("invalid_request", firstIssue(parsed.error.issues)));
-      const check = await this.cursor(who.user, parsed.data.seq, null, false);
+      const check = await this.cursor({ user: who.user, device: who.device }, parsed.data.seq, null, true);
       if (!check.ok) return void sendFrame(ws, errorFrame(check.code, check.message));
       const conv = this.#meta!.id;
       const res = await callUser(this.env, who.user, "applyCursors", who.device, [{ conversation_id: conv, check: check.value }], [conv], []);
@@ -463,8 +563,136 @@ export class ConversationDO extends DurableObject<Env> {
       const failures = await this.#pokeAll(due);
       if (failures === due.length) break; // everything failed: wait for the backoff, not a hot loop
     }
-    const next = this.#sql.first<{ at: number | null }>("SELECT min(next_at) AS at FROM outbox");
-    if (next?.at != null) await this.ctx.storage.setAlarm(Math.max(next.at, Date.now()));
+    await this.#reschedule(false);
+  }
+
+  /** One alarm serves the outbox and retention: set it to whichever is due first. */
+  async #reschedule(retentionBacklog: boolean): Promise<void> {
+    const now = Date.now();
+    const outbox = this.#sql.one<{ at: number | null }>("SELECT min(next_at) AS at FROM outbox").at;
+    const retention = retentionBacklog ? now : this.#retentionDueAt(now);
+    const due = Math.min(outbox ?? Infinity, retention ?? Infinity);
+    if (due !== Infinity) await this.ctx.storage.setAlarm(Math.max(due, now));
+  }
+
+  // ---- retention ----
+
+  #policy(): RetentionPolicy {
+    const meta = this.#meta!;
+    const policy: RetentionPolicy = {};
+    const maxAge = meta.max_age_seconds ?? envNumber(this.env.RETENTION_MAX_AGE_SECONDS, 0);
+    const maxMessages = meta.max_messages ?? envNumber(this.env.RETENTION_MAX_MESSAGES, 0);
+    if (maxAge > 0) policy.max_age_seconds = maxAge;
+    if (maxMessages > 0) policy.max_messages = maxMessages;
+    return policy;
+  }
+
+  #retentionDueAt(now: number): number | null {
+    const meta = this.#meta!;
+    const policy = this.#policy();
+    if (policy.max_messages !== undefined && meta.head_seq - meta.floor_seq > policy.max_messages) return now;
+    if (policy.max_age_seconds === undefined) return null;
+    const oldest = this.#sql.first<{ created_at: number }>("SELECT created_at FROM entries WHERE seq > ? ORDER BY seq LIMIT 1", meta.floor_seq);
+    return oldest ? oldest.created_at + policy.max_age_seconds * 1000 : null;
+  }
+
+  /**
+   * Removes at most RETENTION_BATCH entries from the bottom of the log and raises
+   * the floor. Returns true when more are due. Entries some device never received
+   * are counted for their senders first (the undelivered-expiry receipt).
+   */
+  #enforceRetention(now: number): boolean {
+    const meta = this.#meta!;
+    const policy = this.#policy();
+    const from = meta.floor_seq;
+    const limit = Math.min(meta.head_seq, from + RETENTION_BATCH);
+    let target = from;
+    if (policy.max_messages !== undefined) target = Math.max(target, Math.min(limit, meta.head_seq - policy.max_messages));
+    if (policy.max_age_seconds !== undefined) {
+      const cutoff = now - policy.max_age_seconds * 1000;
+      for (const r of this.#sql.all<{ seq: number; created_at: number }>(
+        "SELECT seq, created_at FROM entries WHERE seq > ? AND seq <= ? ORDER BY seq", from, limit,
+      )) {
+        if (r.created_at >= cutoff) break;
+        target = Math.max(target, r.seq);
+      }
+    }
+    if (target <= from) return false;
+    this.ctx.storage.transactionSync(() => {
+      this.#recordExpiry(from, target, now);
+      this.#sql.run("DELETE FROM entries WHERE seq > ? AND seq <= ?", from, target);
+      meta.floor_seq = target;
+      meta.expired_total += target - from;
+      this.#sql.run("UPDATE conversation SET floor_seq = ?, expired_total = ? WHERE singleton = 1", target, meta.expired_total);
+      // Unread counts only count entries that still exist.
+      for (const { user_id } of this.#sql.all<{ user_id: string }>("SELECT user_id FROM members WHERE read_seq < ?", target)) {
+        const read = this.#member(user_id)!.read_seq;
+        this.#sql.run("UPDATE members SET unread = ? WHERE user_id = ?", this.#countUnread(user_id, read), user_id);
+      }
+      const version = this.#bumpVersion();
+      this.#sql.run(
+        `INSERT INTO outbox (user_id, version, first_at) SELECT user_id, ?, ? FROM members WHERE active = 1
+         ON CONFLICT (user_id) DO UPDATE SET version = excluded.version`,
+        version, now,
+      );
+    });
+    log("retention_removed", { conversation: meta.id, from: from + 1, to: target });
+    const due = this.#retentionDueAt(now);
+    return target === limit && due !== null && due <= now;
+  }
+
+  /** Counts, per sender, the messages in (from, to] each recipient device never received. */
+  #recordExpiry(from: number, to: number, now: number): void {
+    const recipients = this.#sql.all<{ user_id: string }>(
+      "SELECT DISTINCT user_id FROM intervals WHERE from_seq <= ? AND (to_seq IS NULL OR to_seq > ?)", to, from,
+    );
+    for (const { user_id: user } of recipients) {
+      const devices = this.#sql.all<{ device_id: string; received: number }>("SELECT device_id, received FROM device_cursors WHERE user_id = ?", user);
+      const targets = devices.length > 0 ? devices.filter((d) => d.received < to).map((d) => ({ device: d.device_id, after: Math.max(from, d.received) })) : [{ device: "*", after: from }];
+      for (const t of targets) {
+        const rows = this.#sql.all<{ sender: string; n: number; last: number }>(
+          `SELECT e.sender_user AS sender, count(*) AS n, max(e.seq) AS last FROM entries e JOIN intervals i
+             ON i.user_id = ? AND e.seq >= i.from_seq AND (i.to_seq IS NULL OR e.seq <= i.to_seq)
+           WHERE e.seq > ? AND e.seq <= ? AND e.type = 'message' AND e.sender_user != ? GROUP BY e.sender_user`,
+          user, t.after, to, user,
+        );
+        for (const r of rows) {
+          this.#sql.run(
+            `INSERT INTO expired_undelivered (sender_user, recipient_user, recipient_device, entries, last_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (sender_user, recipient_user, recipient_device) DO UPDATE SET entries = entries + excluded.entries,
+               last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at`,
+            r.sender, user, t.device, r.n, r.last, now,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * "Messages unavailable due to retention": entries a device asked for that
+   * retention had removed, counted once per device however often it asks.
+   */
+  #countUnavailable(who: SenderRef, gaps: readonly Gap[], intervals: readonly Range[]): void {
+    const gap = gaps.find((g) => g.reason === "retention");
+    if (!gap) return;
+    const reported = this.#sql.first<{ up_to: number }>(
+      "SELECT up_to FROM retention_reported WHERE user_id = ? AND device_id = ?", who.user, who.device,
+    )?.up_to ?? 0;
+    const lo = Math.max(gap.from, reported + 1);
+    if (lo > gap.to) return;
+    const n = intervals.reduce((sum, r) => sum + Math.max(0, Math.min(r.to, gap.to) - Math.max(r.from, lo) + 1), 0);
+    const meta = this.#meta!;
+    this.ctx.storage.transactionSync(() => {
+      this.#sql.run(
+        `INSERT INTO retention_reported (user_id, device_id, up_to) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, device_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)`,
+        who.user, who.device, gap.to,
+      );
+      if (n > 0) {
+        meta.unavailable_total += n;
+        this.#sql.run("UPDATE conversation SET unavailable_total = ? WHERE singleton = 1", meta.unavailable_total);
+      }
+    });
   }
 
   async #pokeAll(due: readonly { user_id: string; attempts: number }[]): Promise<number> {
@@ -528,6 +756,7 @@ export class ConversationDO extends DurableObject<Env> {
       "SELECT created_at, sender_user, sender_device FROM entries WHERE seq = ?", head,
     );
     return {
+      user,
       conversation_id: meta.id,
       epoch: meta.epoch,
       head_seq: head,

@@ -7,6 +7,8 @@ import type { Membership, SenderRef } from "./types";
  * that arrives late is ignored, so retries and reordering are harmless.
  */
 export interface IndexUpdate {
+  /** The member this view is for. */
+  user: string;
   conversation_id: string;
   epoch: string;
   /** Highest seq this user may see (their leave seq once they left). */

@@ -1,4 +1,8 @@
 import type { Migration } from "../storage/migrate";
 import v1 from "../../migrations/user/0001_init.sql";
+import v2 from "../../migrations/user/0002_push.sql";
 
-export const USER_MIGRATIONS: readonly Migration[] = [{ version: 1, sql: v1 }];
+export const USER_MIGRATIONS: readonly Migration[] = [
+  { version: 1, sql: v1 },
+  { version: 2, sql: v2 },
+];

@@ -34,6 +34,8 @@ import {
   type SocketIdentity,
 } from "../realtime/sockets";
 import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint";
+import { pushTuning, type PushTuning } from "../push/settings";
+import type { PushTask } from "../push/types";
 
 type IndexRow = {
   conversation_id: string;
@@ -77,6 +79,7 @@ export interface CursorInput {
 export class UserDO extends DurableObject<Env> {
   readonly #sql: Sql;
   readonly #gate: SchemaGate;
+  readonly #tuning: PushTuning;
   readonly #router = IttyRouter().get("/inbox", (req) => this.#openInbox(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -84,6 +87,7 @@ export class UserDO extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.#sql = new Sql(ctx.storage);
     this.#gate = new SchemaGate(ctx, USER_MIGRATIONS, () => undefined);
+    this.#tuning = pushTuning(env);
   }
 
   // ---- devices ----
@@ -111,16 +115,18 @@ export class UserDO extends DurableObject<Env> {
   async applyConversation(update: IndexUpdate): Promise<Result<null>> {
     this.#gate.check();
     const frames = this.ctx.storage.transactionSync(() => {
-      this.#sql.run("UPDATE user_meta SET pokes = pokes + 1");
+      this.#sql.run("UPDATE user_meta SET pokes = pokes + 1, user_id = coalesce(user_id, ?)", update.user);
       return this.#applyUpdate(update);
     });
     this.#notify(frames, null);
+    if (frames.some((f) => f.type === "poke")) await this.#considerPush(update);
     return ok(null);
   }
 
   async sync(device: string, since: string | undefined, limit: number): Promise<Result<SyncResponse>> {
     this.#gate.check();
     this.#touch(device);
+    this.#deviceCaughtUp(device, true);
     const position = this.#position();
     const from = since === undefined ? 0 : decodeCheckpoint(since);
     if (from === null || from > position) return fail("invalid_request", "unknown or malformed checkpoint");
@@ -188,6 +194,136 @@ export class UserDO extends DurableObject<Env> {
     });
     this.#notify(frames, device);
     return ok(out);
+  }
+
+  // ---- push decisions ----
+
+  /** A provider said this token is dead: forget it (only if it is still the registered one). */
+  async removePushTarget(device: string, token: string): Promise<Result<null>> {
+    this.#gate.check();
+    this.#sql.run(
+      "UPDATE devices SET push_provider = NULL, push_token = NULL, push_json = NULL WHERE device_id = ? AND push_token = ?",
+      device, token,
+    );
+    return ok(null);
+  }
+
+  /**
+   * A conversation advanced. Offline devices with a push target that are behind
+   * get it queued for their next push, unless they were pushed for it within the
+   * collapse window. The sender's own device is never pushed for its own entry.
+   */
+  async #considerPush(u: IndexUpdate): Promise<void> {
+    if (u.membership !== "member" || u.unread === 0) return;
+    const now = Date.now();
+    const devices = this.#sql.all<{ device_id: string; last_push_at: number | null; received: number | null; sent_at: number | null }>(
+      `SELECT d.device_id, d.last_push_at, r.seq AS received, s.sent_at FROM devices d
+       LEFT JOIN received r ON r.device_id = d.device_id AND r.conversation_id = ?
+       LEFT JOIN push_sent s ON s.device_id = d.device_id AND s.conversation_id = ?
+       WHERE d.push_provider IS NOT NULL`,
+      u.conversation_id, u.conversation_id,
+    );
+    let due = Infinity;
+    for (const d of devices) {
+      if (this.#isOnline(d.device_id)) continue;
+      if (u.last_sender && u.last_sender.user === u.user && u.last_sender.device === d.device_id) continue;
+      if ((d.received ?? 0) >= u.head_seq) continue;
+      if (d.sent_at !== null && now - d.sent_at < this.#tuning.collapseMs) continue;
+      this.#sql.run(
+        `INSERT INTO push_pending (device_id, conversation_id, head_seq, unread, first_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (device_id, conversation_id) DO UPDATE SET head_seq = excluded.head_seq, unread = excluded.unread, updated_at = excluded.updated_at`,
+        d.device_id, u.conversation_id, u.head_seq, u.unread, now, now,
+      );
+      due = Math.min(due, this.#pushDueAt(d.device_id, d.last_push_at));
+    }
+    if (due !== Infinity) await this.#scheduleAlarm(due);
+  }
+
+  #pushDueAt(device: string, lastPushAt: number | null): number {
+    const { first } = this.#sql.one<{ first: number | null }>("SELECT min(first_at) AS first FROM push_pending WHERE device_id = ?", device);
+    return Math.max((first ?? Date.now()) + this.#tuning.aggregateMs, (lastPushAt ?? 0) + this.#tuning.deviceMinIntervalMs);
+  }
+
+  async #scheduleAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Sends each device's due push: one queue task naming every pending conversation. */
+  override async alarm(): Promise<void> {
+    this.#gate.check();
+    const now = Date.now();
+    const userId = this.#sql.one<{ user_id: string | null }>("SELECT user_id FROM user_meta").user_id;
+    let next = Infinity;
+    for (const { device_id: device } of this.#sql.all<{ device_id: string }>("SELECT DISTINCT device_id FROM push_pending")) {
+      const d = this.#sql.first<{ push_json: string | null; last_push_at: number | null }>(
+        "SELECT push_json, last_push_at FROM devices WHERE device_id = ?", device,
+      );
+      if (!d?.push_json || userId === null || this.#isOnline(device)) {
+        this.#sql.run("DELETE FROM push_pending WHERE device_id = ?", device);
+        continue;
+      }
+      const dueAt = this.#pushDueAt(device, d.last_push_at);
+      if (dueAt > now) {
+        next = Math.min(next, dueAt);
+        continue;
+      }
+      const pending = this.#sql.all<{ conversation_id: string; head_seq: number; unread: number }>(
+        `SELECT p.conversation_id, p.head_seq, c.unread FROM push_pending p
+         JOIN conversations c ON c.conversation_id = p.conversation_id
+         LEFT JOIN received r ON r.device_id = p.device_id AND r.conversation_id = p.conversation_id
+         WHERE p.device_id = ? AND coalesce(r.seq, 0) < c.head_seq AND c.unread > 0
+         ORDER BY p.updated_at DESC`,
+        device,
+      );
+      if (pending.length > 0) {
+        const newest = pending[0]!;
+        const task: PushTask = {
+          user_id: userId,
+          device_id: device,
+          target: JSON.parse(d.push_json) as PushTarget,
+          conversation_id: newest.conversation_id,
+          head_seq: newest.head_seq,
+          unread: pending.reduce((sum, p) => sum + p.unread, 0),
+          conversations: pending.map((p) => ({ id: p.conversation_id, head_seq: p.head_seq, unread: p.unread })),
+          created_at: now,
+        };
+        await this.env.PUSH_QUEUE.send(task);
+      }
+      this.ctx.storage.transactionSync(() => {
+        for (const p of pending) {
+          this.#sql.run(
+            `INSERT INTO push_sent (device_id, conversation_id, sent_at) VALUES (?, ?, ?)
+             ON CONFLICT (device_id, conversation_id) DO UPDATE SET sent_at = excluded.sent_at`,
+            device, p.conversation_id, now,
+          );
+        }
+        if (pending.length > 0) {
+          this.#sql.run("UPDATE devices SET last_push_at = ?, pushed_since_sync = 1 WHERE device_id = ?", now, device);
+          this.#sql.run("UPDATE user_meta SET pushes_enqueued = pushes_enqueued + 1");
+        }
+        this.#sql.run("DELETE FROM push_pending WHERE device_id = ?", device);
+      });
+    }
+    if (next !== Infinity) await this.ctx.storage.setAlarm(next);
+  }
+
+  /**
+   * The device is back (it synced, or opened its inbox): its collapse windows
+   * reset, and a sync after a push counts as a push-to-sync conversion.
+   */
+  #deviceCaughtUp(device: string, synced: boolean): void {
+    this.ctx.storage.transactionSync(() => {
+      if (synced && this.#sql.run("UPDATE devices SET pushed_since_sync = 0 WHERE device_id = ? AND pushed_since_sync = 1", device) > 0) {
+        this.#sql.run("UPDATE user_meta SET pushes_converted = pushes_converted + 1");
+      }
+      this.#sql.run("DELETE FROM push_sent WHERE device_id = ?", device);
+      this.#sql.run("DELETE FROM push_pending WHERE device_id = ?", device);
+    });
+  }
+
+  #isOnline(device: string): boolean {
+    return openSockets(this.ctx, `d:${device}`).length > 0;
   }
 
   // ---- per-device queue ----
@@ -306,6 +442,7 @@ export class UserDO extends DurableObject<Env> {
       return errorResponse("overloaded", "too many inbox sockets for this user", { retryAfter: 5 });
     }
     this.#touch(device);
+    this.#deviceCaughtUp(device, false);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [`d:${device}`]);
     server.serializeAttachment({ v: 1, user, device } satisfies SocketIdentity);
@@ -372,6 +509,8 @@ export class UserDO extends DurableObject<Env> {
 
   #dropDevice(device: string): void {
     this.#sql.run("DELETE FROM devices WHERE device_id = ?", device);
+    this.#sql.run("DELETE FROM push_pending WHERE device_id = ?", device);
+    this.#sql.run("DELETE FROM push_sent WHERE device_id = ?", device);
     this.#sql.run("DELETE FROM received WHERE device_id = ?", device);
     this.#sql.run("DELETE FROM queue WHERE device_id = ?", device);
   }

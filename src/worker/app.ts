@@ -5,6 +5,7 @@ import { LIMITS } from "../protocol/limits";
 import { deviceAuth, type AppEnv } from "./auth";
 import { ApiError, errorResponse, handleError } from "./errors";
 import { conversations } from "./routes/conversations";
+import { devTokens } from "./routes/dev";
 import { inboxSocket, isUpgrade, liveSocket, requireUpgrade } from "./routes/sockets";
 import { cursors, devices, sync, toDevice } from "./routes/user";
 
@@ -14,6 +15,7 @@ app.onError(handleError);
 app.notFound(() => errorResponse("not_found", "no such route"));
 
 app.get("/healthz", (c) => c.json({ ok: true }));
+app.route("/dev", devTokens);
 
 app.use(
   "/v1/*",

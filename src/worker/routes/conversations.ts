@@ -43,7 +43,7 @@ export const conversations = new Hono<AppEnv>()
     const { id: convId } = c.req.valid("param");
     const q = c.req.valid("query");
     const page = unwrap(
-      await callConversation(c.env, convId, "page", c.var.user, {
+      await callConversation(c.env, convId, "page", { user: c.var.user, device: c.var.device }, {
           limit: q.limit ?? LIMITS.defaultPageSize,
           ...(q.after !== undefined ? { after: q.after } : {}),
           ...(q.before !== undefined ? { before: q.before } : {}),
@@ -51,4 +51,8 @@ export const conversations = new Hono<AppEnv>()
         }),
     );
     return c.json(page);
+  })
+  .get("/:id/expired", params, async (c) => {
+    const { id: convId } = c.req.valid("param");
+    return c.json(unwrap(await callConversation(c.env, convId, "expiredReceipts", c.var.user)));
   });

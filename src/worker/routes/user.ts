@@ -48,7 +48,7 @@ export const cursors = new Hono<AppEnv>().post("/", valid("json", cursorsSchema)
       names.map(async (conv) => ({
         conversation_id: conv,
         check: unwrap(
-          await callConversation(c.env, conv, "cursor", c.var.user, received[conv] ?? null, read[conv] ?? null, apply),
+          await callConversation(c.env, conv, "cursor", { user: c.var.user, device: c.var.device }, received[conv] ?? null, read[conv] ?? null, apply),
         ),
       })),
     );
