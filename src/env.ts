@@ -1,4 +1,5 @@
 import type { ConversationDO } from "./conversation/conversation-do";
+import type { MetricsDO } from "./observability/metrics-do";
 import type { PushGateDO } from "./push/gate-do";
 import type { DeadPush } from "./push/consumer";
 import type { PushTuningVars } from "./push/settings";
@@ -10,6 +11,11 @@ export interface Env extends PushSettings, PushTuningVars {
   CONVERSATIONS: DurableObjectNamespace<ConversationDO>;
   USERS: DurableObjectNamespace<UserDO>;
   PUSH_GATE: DurableObjectNamespace<PushGateDO>;
+  METRICS: DurableObjectNamespace<MetricsDO>;
+  /** Analytics Engine dataset for the signals (production; absent locally). */
+  SIGNALS?: AnalyticsEngineDataset;
+  /** Workers Rate Limiting binding: requests per device per minute. */
+  DEVICE_RATE?: RateLimit;
   PUSH_QUEUE: Queue<PushTask>;
   PUSH_DLQ: Queue<DeadPush>;
   /** HS256 secret for device tokens. */
@@ -24,6 +30,8 @@ export interface Env extends PushSettings, PushTuningVars {
   /** Admission control: rows per second one object reads for history pages / sync summaries. */
   ADMISSION_PAGE_ROWS_PER_SECOND?: string;
   ADMISSION_SYNC_ROWS_PER_SECOND?: string;
+  /** How often each isolate flushes buffered signals to the MetricsDO (ms). */
+  METRICS_FLUSH_MS?: string;
   /** Bearer token for the admin API. */
   ADMIN_TOKEN?: string;
 }

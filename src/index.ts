@@ -14,6 +14,7 @@ import type { PushTask } from "./push/types";
 export { ConversationDO } from "./conversation/conversation-do";
 export { UserDO } from "./user/user-do";
 export { PushGateDO } from "./push/gate-do";
+export { MetricsDO } from "./observability/metrics-do";
 
 export default {
   fetch: app.fetch,

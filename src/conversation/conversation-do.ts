@@ -25,6 +25,7 @@ import { envNumber, RowBudget, shedRetryAfter } from "../storage/admission";
 import { SchemaGate } from "../storage/init";
 import { Sql } from "../storage/sql";
 import { log } from "../observability/log";
+import { metrics } from "../observability/metrics";
 import { callUser } from "../worker/stubs";
 import { errorResponse } from "../worker/errors";
 import {
@@ -187,6 +188,8 @@ export class ConversationDO extends DurableObject<Env> {
       sender.user, sender.device, clientMsgId,
     );
     if (existing) {
+      metrics.count(this.env, "duplicate_sends_total");
+      this.#flushMetrics();
       return ok({ seq: existing.seq, msg_id: existing.msg_id, created_at: iso(existing.created_at), duplicate: true });
     }
     if (!this.#isActive(sender.user)) return this.#notMember(sender.user);
@@ -224,6 +227,7 @@ export class ConversationDO extends DurableObject<Env> {
       : planBackward(ranges, meta.floor_seq, meta.head_seq, Math.min(params.before ?? Infinity, meta.head_seq + 1), params.limit);
     const messages = this.#readPieces(plan.pieces);
     this.#countUnavailable(who, plan.gaps, intervals);
+    this.#countDuplicates(who, messages);
     const page: MessagePage = {
       conversation_id: meta.id,
       epoch: meta.epoch,
@@ -384,6 +388,8 @@ export class ConversationDO extends DurableObject<Env> {
     }
     server.serializeAttachment({ ...identity, live: true } satisfies LiveIdentity);
     sendFrame(server, { type: "live" });
+    metrics.count(this.env, "socket_connects_total", 1, { socket: "live" });
+    this.#flushMetrics();
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -569,6 +575,9 @@ export class ConversationDO extends DurableObject<Env> {
   /** One alarm serves the outbox and retention: set it to whichever is due first. */
   async #reschedule(retentionBacklog: boolean): Promise<void> {
     const now = Date.now();
+    const oldest = this.#sql.one<{ at: number | null }>("SELECT min(first_at) AS at FROM outbox").at;
+    if (this.#meta) metrics.gauge(this.env, "oldest_undelivered_seconds", this.#meta.id, oldest === null ? 0 : (now - oldest) / 1000);
+    this.#flushMetrics();
     const outbox = this.#sql.one<{ at: number | null }>("SELECT min(next_at) AS at FROM outbox").at;
     const retention = retentionBacklog ? now : this.#retentionDueAt(now);
     const due = Math.min(outbox ?? Infinity, retention ?? Infinity);
@@ -637,6 +646,7 @@ export class ConversationDO extends DurableObject<Env> {
       );
     });
     log("retention_removed", { conversation: meta.id, from: from + 1, to: target });
+    metrics.count(this.env, "retention_expired_total", target - from);
     const due = this.#retentionDueAt(now);
     return target === limit && due !== null && due <= now;
   }
@@ -668,6 +678,25 @@ export class ConversationDO extends DurableObject<Env> {
     }
   }
 
+  /** Entries served again to a device that already acknowledged them (its cursor was wrong or lost). */
+  #countDuplicates(who: SenderRef, messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    const received = this.#sql.first<{ received: number }>(
+      "SELECT received FROM device_cursors WHERE user_id = ? AND device_id = ?", who.user, who.device,
+    )?.received;
+    if (received === undefined) return;
+    const again = messages.filter((m) => m.seq <= received).length;
+    if (again > 0) {
+      metrics.count(this.env, "duplicate_deliveries_total", again);
+      this.#flushMetrics();
+    }
+  }
+
+  #flushMetrics(): void {
+    const pending = metrics.flush(this.env);
+    if (pending) this.ctx.waitUntil(pending);
+  }
+
   /**
    * "Messages unavailable due to retention": entries a device asked for that
    * retention had removed, counted once per device however often it asks.
@@ -689,6 +718,7 @@ export class ConversationDO extends DurableObject<Env> {
         who.user, who.device, gap.to,
       );
       if (n > 0) {
+        metrics.count(this.env, "retention_unavailable_total", n);
         meta.unavailable_total += n;
         this.#sql.run("UPDATE conversation SET unavailable_total = ? WHERE singleton = 1", meta.unavailable_total);
       }

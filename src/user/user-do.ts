@@ -25,6 +25,7 @@ import { Sql } from "../storage/sql";
 import { USER_MIGRATIONS } from "./schema";
 import { errorResponse } from "../worker/errors";
 import { log } from "../observability/log";
+import { metrics } from "../observability/metrics";
 import {
   IDENTITY_HEADERS,
   identityOf,
@@ -69,6 +70,26 @@ export interface ToDeviceInput {
   bodyJson: string;
   /** Conversations the sender is currently a member of (for the "shares a conversation" rule). */
   senderConversations: string[];
+}
+
+export interface UserStats {
+  conversations: number;
+  checkpoint: number;
+  pokes: number;
+  pushes_enqueued: number;
+  pushes_converted: number;
+  devices: {
+    device_id: string;
+    online: boolean;
+    push_provider: string | null;
+    backlog_entries: number;
+    /** Lower bound: age of the newest activity in the stalest conversation this device is behind in. */
+    oldest_undelivered_seconds: number;
+    queue_entries: number;
+    queue_dropped: number;
+    last_seen_at: string;
+    last_push_at: string | null;
+  }[];
 }
 
 export interface CursorInput {
@@ -150,6 +171,8 @@ export class UserDO extends DurableObject<Env> {
       membership: r.membership,
     }));
     const checkpoint = hasMore ? page[page.length - 1]!.change_pos : position;
+    metrics.observe(this.env, "device_backlog_entries", this.#backlog(device));
+    this.#flushMetrics();
     return ok({ checkpoint: encodeCheckpoint(checkpoint), has_more: hasMore, conversations });
   }
 
@@ -174,6 +197,10 @@ export class UserDO extends DurableObject<Env> {
       for (const { conversation_id: conv, check } of inputs) {
         frames.push(...this.#applyUpdate(check.update));
         if (check.received !== null) {
+          const before = this.#sql.first<{ seq: number }>(
+            "SELECT seq FROM received WHERE device_id = ? AND conversation_id = ?", device, conv,
+          )?.seq ?? 0;
+          metrics.count(this.env, "cursor_advanced_entries_total", Math.max(0, check.received - before));
           this.#sql.run(
             `INSERT INTO received (device_id, conversation_id, seq) VALUES (?, ?, ?)
              ON CONFLICT (device_id, conversation_id) DO UPDATE SET seq = max(seq, excluded.seq)`,
@@ -193,7 +220,46 @@ export class UserDO extends DurableObject<Env> {
       }
     });
     this.#notify(frames, device);
+    this.#flushMetrics();
     return ok(out);
+  }
+
+  /** Operator view of this user (admin API): backlog and push state per device. */
+  async stats(): Promise<UserStats> {
+    this.#gate.check();
+    const meta = this.#sql.one<{ change_pos: number; pokes: number; pushes_enqueued: number; pushes_converted: number }>(
+      "SELECT change_pos, pokes, pushes_enqueued, pushes_converted FROM user_meta",
+    );
+    const devices = this.#sql.all<{ device_id: string; push_provider: string | null; last_seen_at: number; last_push_at: number | null; dropped: number }>(
+      "SELECT device_id, push_provider, last_seen_at, last_push_at, dropped FROM devices ORDER BY device_id",
+    );
+    const now = Date.now();
+    return {
+      conversations: this.#sql.one<{ n: number }>("SELECT count(*) AS n FROM conversations").n,
+      checkpoint: meta.change_pos,
+      pokes: meta.pokes,
+      pushes_enqueued: meta.pushes_enqueued,
+      pushes_converted: meta.pushes_converted,
+      devices: devices.map((d) => {
+        const oldest = this.#sql.one<{ at: number | null }>(
+          `SELECT min(c.last_activity_at) AS at FROM conversations c
+           LEFT JOIN received r ON r.device_id = ? AND r.conversation_id = c.conversation_id
+           WHERE c.membership = 'member' AND coalesce(r.seq, 0) < c.head_seq`,
+          d.device_id,
+        ).at;
+        return {
+          device_id: d.device_id,
+          online: this.#isOnline(d.device_id),
+          push_provider: d.push_provider,
+          backlog_entries: this.#backlog(d.device_id),
+          oldest_undelivered_seconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
+          queue_entries: this.#queueLength(d.device_id),
+          queue_dropped: d.dropped,
+          last_seen_at: new Date(d.last_seen_at).toISOString(),
+          last_push_at: d.last_push_at === null ? null : new Date(d.last_push_at).toISOString(),
+        };
+      }),
+    };
   }
 
   // ---- push decisions ----
@@ -289,6 +355,7 @@ export class UserDO extends DurableObject<Env> {
           created_at: now,
         };
         await this.env.PUSH_QUEUE.send(task);
+        metrics.count(this.env, "push_sent_total", 1, { provider: task.target.provider });
       }
       this.ctx.storage.transactionSync(() => {
         for (const p of pending) {
@@ -306,6 +373,12 @@ export class UserDO extends DurableObject<Env> {
       });
     }
     if (next !== Infinity) await this.ctx.storage.setAlarm(next);
+    this.#flushMetrics();
+  }
+
+  #flushMetrics(): void {
+    const pending = metrics.flush(this.env);
+    if (pending) this.ctx.waitUntil(pending);
   }
 
   /**
@@ -316,6 +389,7 @@ export class UserDO extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       if (synced && this.#sql.run("UPDATE devices SET pushed_since_sync = 0 WHERE device_id = ? AND pushed_since_sync = 1", device) > 0) {
         this.#sql.run("UPDATE user_meta SET pushes_converted = pushes_converted + 1");
+        metrics.count(this.env, "push_converted_total");
       }
       this.#sql.run("DELETE FROM push_sent WHERE device_id = ?", device);
       this.#sql.run("DELETE FROM push_pending WHERE device_id = ?", device);
@@ -398,6 +472,16 @@ export class UserDO extends DurableObject<Env> {
 
   // ---- internals ----
 
+  /** Entries this device is behind, summed over the user's current conversations. */
+  #backlog(device: string): number {
+    return this.#sql.one<{ n: number | null }>(
+      `SELECT sum(max(0, c.head_seq - coalesce(r.seq, 0))) AS n FROM conversations c
+       LEFT JOIN received r ON r.device_id = ? AND r.conversation_id = c.conversation_id
+       WHERE c.membership = 'member'`,
+      device,
+    ).n ?? 0;
+  }
+
   #position(): number {
     return this.#sql.one<{ change_pos: number }>("SELECT change_pos FROM user_meta").change_pos;
   }
@@ -448,6 +532,8 @@ export class UserDO extends DurableObject<Env> {
     server.serializeAttachment({ v: 1, user, device } satisfies SocketIdentity);
     const hello: InboxHelloFrame = { type: "hello", checkpoint: encodeCheckpoint(this.#position()) };
     sendFrame(server, hello);
+    metrics.count(this.env, "socket_connects_total", 1, { socket: "inbox" });
+    this.#flushMetrics();
     return new Response(null, { status: 101, webSocket: client });
   }
 

@@ -4,10 +4,12 @@ import { bodyLimit } from "hono/body-limit";
 import { LIMITS } from "../protocol/limits";
 import { deviceAuth, type AppEnv } from "./auth";
 import { ApiError, errorResponse, handleError } from "./errors";
+import { admin } from "./routes/admin";
 import { conversations } from "./routes/conversations";
 import { devTokens } from "./routes/dev";
 import { inboxSocket, isUpgrade, liveSocket, requireUpgrade } from "./routes/sockets";
 import { cursors, devices, sync, toDevice } from "./routes/user";
+import { deviceRateLimit, signals } from "./signals";
 
 export const app = new Hono<AppEnv>();
 
@@ -16,7 +18,9 @@ app.notFound(() => errorResponse("not_found", "no such route"));
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/dev", devTokens);
+app.route("/admin", admin);
 
+app.use("/v1/*", signals);
 app.use(
   "/v1/*",
   bodyLimit({
@@ -30,6 +34,7 @@ app.use("/v1/inbox", requireUpgrade);
 app.use("/v1/conversations/:id/live", requireUpgrade);
 // Browsers cannot set headers on a WebSocket, so upgrades may carry the token in the query.
 app.use("/v1/*", deviceAuth({ allowQueryToken: (req) => isUpgrade(req) }));
+app.use("/v1/*", deviceRateLimit);
 
 app.route("/v1/devices", devices);
 app.route("/v1/conversations", liveSocket);

@@ -1,0 +1,58 @@
+/**
+ * Operator API (ADMIN_TOKEN): the nine signals as Prometheus text and JSON,
+ * per-user and per-conversation stats, push gate state and dead letters, and
+ * the dashboard page that draws them.
+ */
+import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
+import { z } from "zod";
+import { metrics } from "../../observability/metrics";
+import { toPrometheus } from "../../observability/prometheus";
+import { id } from "../../protocol/schemas";
+import type { AppEnv } from "../auth";
+import { ApiError, unwrap } from "../errors";
+import { callConversation, callUser } from "../stubs";
+import { valid } from "../validate";
+import dashboard from "../../admin/dashboard.html";
+
+const PROVIDERS = ["webhook", "webpush", "apns", "fcm"] as const;
+
+/** Compares in constant time so the token cannot be guessed byte by byte from timing. */
+function sameSecret(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
+  const header = c.req.header("authorization") ?? "";
+  const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+  if (!c.env.ADMIN_TOKEN || !token || !sameSecret(token, c.env.ADMIN_TOKEN)) {
+    throw new ApiError("unauthorized", "admin token required");
+  }
+  await next();
+});
+
+async function snapshot(env: AppEnv["Bindings"]) {
+  await metrics.flush(env, true);
+  return env.METRICS.get(env.METRICS.idFromName("global")).snapshot();
+}
+
+export const admin = new Hono<AppEnv>()
+  // The page is a static shell; everything it shows comes from the token-guarded JSON below.
+  .get("/", (c) => c.html(dashboard))
+  .use("/api/*", adminAuth)
+  .get("/api/metrics", async (c) => c.text(toPrometheus(await snapshot(c.env)), 200, { "content-type": "text/plain; version=0.0.4" }))
+  .get("/api/metrics.json", async (c) => c.json(await snapshot(c.env)))
+  .get("/api/users/:id", valid("param", z.object({ id })), async (c) => c.json(await callUser(c.env, c.req.valid("param").id, "stats")))
+  .get("/api/conversations/:id", valid("param", z.object({ id })), async (c) =>
+    c.json(unwrap(await callConversation(c.env, c.req.valid("param").id, "stats"))),
+  )
+  .get("/api/push", async (c) => {
+    const gates = await Promise.all(
+      PROVIDERS.map(async (provider) => ({ provider, ...(await c.env.PUSH_GATE.get(c.env.PUSH_GATE.idFromName(provider)).stats()) })),
+    );
+    return c.json({ providers: gates });
+  });
