@@ -53,7 +53,7 @@ async function deliver(message: Message<PushTask>, env: Env): Promise<void> {
   }
   const outcome = await adapterFor(task.target.provider).send(task, env);
   await gate.report(report(outcome), outcome.kind === "retry" ? outcome.retryAfterSeconds : undefined);
-  log("push_attempt", { provider: task.target.provider, user: task.user_id, device: task.device_id, outcome: outcome.kind, status: outcome.status, attempts: message.attempts });
+  log("push_attempt", { provider: task.target.provider, user: task.user_id, device: task.device_id, outcome: outcome.kind, status: outcome.status, attempts: message.attempts, ...(outcome.kind === "retry" ? { retry_after: outcome.retryAfterSeconds } : {}) });
   switch (outcome.kind) {
     case "delivered":
       message.ack();
