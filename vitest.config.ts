@@ -37,6 +37,8 @@ export default defineConfig({
           PUSH_BURST: "5",
           PUSH_MAX_ATTEMPTS: "4",
           METRICS_FLUSH_MS: "0",
+          // Low enough that test/operations.test.ts can provoke shedding with one burst.
+          ADMISSION_PAGE_ROWS_PER_SECOND: "5000",
           ...fakeProviders.bindings,
         },
       },

@@ -27,6 +27,8 @@ export interface Env extends PushSettings, PushTuningVars {
   /** Service-wide retention defaults (a conversation's own policy wins); empty = keep forever. */
   RETENTION_MAX_AGE_SECONDS?: string;
   RETENTION_MAX_MESSAGES?: string;
+  /** Devices unseen for this many days expire (default 90). */
+  DEVICE_TTL_DAYS?: string;
   /** Admission control: rows per second one object reads for history pages / sync summaries. */
   ADMISSION_PAGE_ROWS_PER_SECOND?: string;
   ADMISSION_SYNC_ROWS_PER_SECOND?: string;

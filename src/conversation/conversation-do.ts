@@ -370,6 +370,11 @@ export class ConversationDO extends DurableObject<Env> {
     if (this.ctx.getWebSockets().length >= LIMITS.maxSocketsPerConversation) {
       return failureResponse(fail("overloaded", "too many live sockets on this conversation", { retryAfter: 5 }));
     }
+    // Catch-up is history read: it takes from the same row budget as pages.
+    const admitted = this.#budget.take(Math.min(meta.head_seq - after, LIMITS.maxPageSize));
+    if (!admitted.ok) {
+      return failureResponse(fail("overloaded", "catch-up is being shed; retry later", { retryAfter: shedRetryAfter(admitted.retryAfterMs) }));
+    }
 
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [`u:${user}`]);

@@ -20,6 +20,7 @@ import type {
   SyncResponse,
   ToDevicePage,
 } from "../protocol/types";
+import { envNumber, RowBudget, shedRetryAfter } from "../storage/admission";
 import { SchemaGate } from "../storage/init";
 import { Sql } from "../storage/sql";
 import { USER_MIGRATIONS } from "./schema";
@@ -101,6 +102,7 @@ export class UserDO extends DurableObject<Env> {
   readonly #sql: Sql;
   readonly #gate: SchemaGate;
   readonly #tuning: PushTuning;
+  readonly #syncBudget: RowBudget;
   readonly #router = IttyRouter().get("/inbox", (req) => this.#openInbox(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -109,6 +111,7 @@ export class UserDO extends DurableObject<Env> {
     this.#sql = new Sql(ctx.storage);
     this.#gate = new SchemaGate(ctx, USER_MIGRATIONS, () => undefined);
     this.#tuning = pushTuning(env);
+    this.#syncBudget = new RowBudget(envNumber(env.ADMISSION_SYNC_ROWS_PER_SECOND, 200_000));
   }
 
   // ---- devices ----
@@ -146,11 +149,14 @@ export class UserDO extends DurableObject<Env> {
 
   async sync(device: string, since: string | undefined, limit: number): Promise<Result<SyncResponse>> {
     this.#gate.check();
-    this.#touch(device);
-    this.#deviceCaughtUp(device, true);
     const position = this.#position();
     const from = since === undefined ? 0 : decodeCheckpoint(since);
     if (from === null || from > position) return fail("invalid_request", "unknown or malformed checkpoint");
+    // Summaries are cheap (one index row each), so their budget is far larger than history's.
+    const admitted = this.#syncBudget.take(limit);
+    if (!admitted.ok) return fail("overloaded", "sync is being shed; retry later", { retryAfter: shedRetryAfter(admitted.retryAfterMs) });
+    this.#touch(device);
+    this.#deviceCaughtUp(device, true);
     const rows = this.#sql.all<IndexRow & { received: number | null }>(
       `SELECT c.*, r.seq AS received FROM conversations c
        LEFT JOIN received r ON r.device_id = ? AND r.conversation_id = c.conversation_id
@@ -372,8 +378,31 @@ export class UserDO extends DurableObject<Env> {
         this.#sql.run("DELETE FROM push_pending WHERE device_id = ?", device);
       });
     }
+    next = Math.min(next, this.#expireDevices(now));
     if (next !== Infinity) await this.ctx.storage.setAlarm(next);
     this.#flushMetrics();
+  }
+
+  get #deviceTtlMs(): number {
+    return envNumber(this.env.DEVICE_TTL_DAYS, 90) * 86_400_000;
+  }
+
+  /**
+   * Devices unseen for DEVICE_TTL_DAYS go with their cursors, queue and push
+   * target (a returning device starts over and resyncs). Returns when the next
+   * device would expire.
+   */
+  #expireDevices(now: number): number {
+    const ttl = this.#deviceTtlMs;
+    const stale = this.#sql.all<{ device_id: string }>("SELECT device_id FROM devices WHERE last_seen_at < ?", now - ttl);
+    if (stale.length > 0) {
+      this.ctx.storage.transactionSync(() => {
+        for (const { device_id } of stale) this.#dropDevice(device_id);
+      });
+      log("devices_expired", { devices: stale.map((d) => d.device_id) });
+    }
+    const oldest = this.#sql.one<{ at: number | null }>("SELECT min(last_seen_at) AS at FROM devices").at;
+    return oldest === null ? Infinity : oldest + ttl;
   }
 
   #flushMetrics(): void {
@@ -591,6 +620,8 @@ export class UserDO extends DurableObject<Env> {
       }
       this.#sql.run("INSERT INTO devices (device_id, created_at, last_seen_at) VALUES (?, ?, ?)", device, now, now);
     });
+    // A new device may be the one that expires first: make sure the sweep is scheduled.
+    this.ctx.waitUntil(this.#scheduleAlarm(now + this.#deviceTtlMs));
   }
 
   #dropDevice(device: string): void {
