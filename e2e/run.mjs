@@ -1,0 +1,377 @@
+#!/usr/bin/env node
+/**
+ * Browser end-to-end tests of the demo app + client SDK (`npm run test:e2e`).
+ *
+ * Starts its own `wrangler dev` (new session via setsid semantics — detached
+ * process group —, a free port, a throwaway --persist-to dir), builds the demo
+ * bundle, drives Debian's Chromium with playwright-core (one browser context per
+ * device), and kills the server's whole process group at the end.
+ * Prints "N passed, M failed" and exits non-zero on any failure.
+ *
+ * Env: CHROMIUM (default /usr/bin/chromium), E2E_ONLY (substring filter),
+ * E2E_KEEP=1 keeps the persist dir and wrangler log.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+// ---------------------------------------------------------------- plumbing
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, pred, ms = 30_000, every = 100) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await pred();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 400)})`);
+    await sleep(every);
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(`assertion failed: ${message}`);
+}
+
+function assertEqual(actual, expected, message) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${message}\n  expected: ${e.slice(0, 600)}\n  actual:   ${a.slice(0, 600)}`);
+}
+
+const trace = (line) => process.env.E2E_TRACE && console.log(`    ${line}`);
+const uid = (p) => `${p}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+// ---------------------------------------------------------------- server
+
+async function startServer() {
+  const build = spawnSync(process.execPath, [join(ROOT, "scripts", "build-demo.mjs")], { stdio: "inherit" });
+  if (build.status !== 0) throw new Error("build:demo failed");
+  const port = await freePort();
+  const inspector = await freePort();
+  const persist = mkdtempSync(join(tmpdir(), "od-e2e-"));
+  const logPath = join(persist, "wrangler.log");
+  const log = openSync(logPath, "a");
+  const child = spawn(
+    join(ROOT, "node_modules", ".bin", "wrangler"),
+    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector), "--persist-to", join(persist, "state"), "--show-interactive-dev-session=false"],
+    {
+      cwd: ROOT,
+      // detached = setsid(): the server and its workerd get their own process group, killed as one.
+      detached: true,
+      stdio: ["ignore", log, log],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "1" },
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    for (const signal of ["SIGTERM", "SIGKILL"]) {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        break; // group gone
+      }
+      await sleep(signal === "SIGTERM" ? 1500 : 200);
+    }
+    if (!process.env.E2E_KEEP) rmSync(persist, { recursive: true, force: true });
+    else console.log(`kept ${persist}`);
+  };
+  try {
+    await waitFor("wrangler dev /healthz", async () => {
+      if (child.exitCode !== null) throw new Error(`wrangler exited ${child.exitCode}: ${readFileSync(logPath, "utf8").slice(-2000)}`);
+      const res = await fetch(`${url}/healthz`);
+      return res.ok;
+    }, 90_000, 250);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, stop, logPath };
+}
+
+// ---------------------------------------------------------------- API helpers (Node side)
+
+function api(base) {
+  const tokens = new Map();
+  async function token(user, device) {
+    const key = `${user}/${device}`;
+    if (!tokens.has(key)) {
+      const res = await fetch(`${base}/dev/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user, device }) });
+      if (!res.ok) throw new Error(`dev token: ${res.status} ${await res.text()}`);
+      tokens.set(key, (await res.json()).token);
+    }
+    return tokens.get(key);
+  }
+  async function call(user, device, method, path, body) {
+    const res = await fetch(base + path, {
+      method,
+      headers: { authorization: `Bearer ${await token(user, device)}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  }
+  return { token, call };
+}
+
+// ---------------------------------------------------------------- browser helpers
+
+async function openDevice(browser, base, { user, device, conv, peers = [], page: pageSize = 100 }) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(String(err)));
+  const q = new URLSearchParams({ conv, devices: `${user}:${device}`, peers: peers.join(","), page: String(pageSize) });
+  const href = `${base}/?${q}`;
+  const load = async () => {
+    await page.goto(href);
+    await page.waitForFunction(() => window.demo?.ready === true, null, { timeout: 30_000 });
+  };
+  await load();
+  const sel = `#dev-${user}-${device}`;
+  return {
+    context,
+    page,
+    errors,
+    load,
+    snap: () => page.evaluate(() => window.demo.snapshot()[0]),
+    async type(text) {
+      await page.fill(`${sel} input[name=text]`, text);
+      await page.press(`${sel} input[name=text]`, "Enter");
+    },
+    async toggleOnline(on) {
+      const box = page.locator(`${sel} .online-toggle`);
+      if ((await box.isChecked()) !== on) await box.click();
+    },
+    /** Texts as rendered in the DOM, in order. */
+    domTexts: () => page.$$eval(`${sel} .messages li.msg.message .text, ${sel} .messages li.msg.pending .text`, (els) => els.map((e) => e.textContent)),
+  };
+}
+
+const waitStatus = async (dev, status, ms = 30_000) => { const t = Date.now(); await waitFor(`status ${status}`, async () => (await dev.snap()).status === status, ms); if (process.env.E2E_TRACE) console.log(`    status ${status} after ${Date.now() - t} ms`); };
+
+function countOf(list, x) {
+  return list.filter((y) => y === x).length;
+}
+
+// ---------------------------------------------------------------- tests
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test("B offline (context.setOffline), A sends 20; B back online gets all 20 once and in order", async ({ browser, url, http }) => {
+  const conv = uid("e2e1");
+  const alice = uid("alice");
+  const bob = uid("bob");
+  assertEqual((await http.call(alice, "phone", "POST", "/v1/conversations", { id: conv, members: [bob] })).status, 201, "create");
+  const A = await openDevice(browser, url, { user: alice, device: "phone", conv, peers: [bob] });
+  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv, peers: [alice] });
+  try {
+    await waitStatus(A, "online");
+    await waitStatus(B, "online");
+    await B.context.setOffline(true);
+    await waitStatus(B, "offline");
+    const texts = Array.from({ length: 20 }, (_, i) => `hello ${i + 1}`);
+    const t0 = Date.now();
+    for (const t of texts) await A.type(t);
+    trace(`typed 20 in ${Date.now() - t0} ms`);
+    await waitFor("A: 20 confirmed and in its log", async () => {
+      const s = await A.snap();
+      return s.outbox === 0 && s.texts.length === 20 && s.pending.length === 0;
+    });
+    assertEqual((await A.snap()).texts, texts, "A shows its 20 in order");
+    await sleep(500);
+    assertEqual((await B.snap()).texts, [], "B received nothing while offline");
+    trace(`A confirmed after ${Date.now() - t0} ms`);
+    await B.context.setOffline(false);
+    const t1 = Date.now();
+    await waitFor("B: 20 messages", async () => (await B.snap()).texts.length >= 20);
+    trace(`B caught up ${Date.now() - t1} ms after going online`);
+    await sleep(500); // anything extra (a duplicate) would show up now
+    const s = await B.snap();
+    assertEqual(s.texts, texts, "B has all 20, once, in order");
+    assertEqual(await B.domTexts(), texts, "B's DOM shows all 20, once, in order");
+    assertEqual(s.duplicates, 0, "no duplicate deliveries on B");
+    assertEqual(s.delivered, 21, "B's handler saw 21 entries (member entry + 20)");
+    assertEqual([...A.errors, ...B.errors], [], "no page errors");
+  } finally {
+    await A.context.close();
+    await B.context.close();
+  }
+});
+
+test("B sends 5 while offline, reloads, comes online: each appears once on both sides", async ({ browser, url, http }) => {
+  const conv = uid("e2e2");
+  const alice = uid("alice");
+  const bob = uid("bob");
+  assertEqual((await http.call(alice, "phone", "POST", "/v1/conversations", { id: conv, members: [bob] })).status, 201, "create");
+  const A = await openDevice(browser, url, { user: alice, device: "phone", conv, peers: [bob] });
+  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv, peers: [alice] });
+  try {
+    await waitStatus(A, "online");
+    await waitStatus(B, "online");
+    // Offline both ways: the demo's toggle (persisted across the reload) and the browser's network.
+    await B.toggleOnline(false);
+    await B.context.setOffline(true);
+    await waitStatus(B, "offline");
+    const texts = Array.from({ length: 5 }, (_, i) => `offline ${i + 1}`);
+    for (const t of texts) await B.type(t);
+    await waitFor("B: 5 pending", async () => (await B.snap()).outbox === 5);
+    await B.context.setOffline(false);
+    await B.load(); // reload; the toggle keeps the SDK offline
+    let s = await B.snap();
+    assertEqual(s.status, "offline", "B stays offline after reload");
+    assertEqual(s.pending, texts, "the outbox survived the reload, in order");
+    assertEqual(await B.domTexts(), texts, "pending messages rendered once each");
+    await sleep(300);
+    assertEqual((await A.snap()).texts, [], "A got nothing yet");
+    await B.toggleOnline(true);
+    await waitFor("B: outbox drained and 5 in the log", async () => {
+      const x = await B.snap();
+      return x.outbox === 0 && x.pending.length === 0 && x.texts.length === 5;
+    });
+    await waitFor("A: 5 messages", async () => (await A.snap()).texts.length >= 5);
+    await sleep(500);
+    s = await B.snap();
+    const a = await A.snap();
+    for (const t of texts) {
+      assertEqual(countOf(s.texts, t), 1, `B shows "${t}" once`);
+      assertEqual(countOf(a.texts, t), 1, `A shows "${t}" once`);
+    }
+    assertEqual(a.texts, texts, "A has them in send order");
+    assertEqual(await B.domTexts(), texts, "B's DOM shows each once");
+    assertEqual(await A.domTexts(), texts, "A's DOM shows each once");
+    const log = await http.call(alice, "phone", "GET", `/v1/conversations/${conv}/messages?after=0`);
+    assertEqual(log.body.messages.filter((m) => m.type === "message").length, 5, "the server log holds 5 messages");
+    assertEqual([...A.errors, ...B.errors], [], "no page errors");
+  } finally {
+    await A.context.close();
+    await B.context.close();
+  }
+});
+
+test("reload in the middle of a 600-entry sync (page 20) resumes without duplicates", async ({ browser, url, http }) => {
+  const conv = uid("e2e3");
+  const alice = uid("alice");
+  const bob = uid("bob");
+  assertEqual((await http.call(alice, "phone", "POST", "/v1/conversations", { id: conv, members: [bob] })).status, 201, "create");
+  for (let i = 0; i < 600; i += 20) {
+    const batch = Array.from({ length: 20 }, (_, j) => http.call(alice, "phone", "POST", `/v1/conversations/${conv}/messages`, { client_msg_id: `m${i + j}`, body: { text: `bulk ${i + j}` } }));
+    for (const r of await Promise.all(batch)) assert(r.status === 201, `send: ${r.status}`);
+  }
+  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv, peers: [alice], page: 20 });
+  try {
+    // Slow history pages a little so the reload lands mid-sync.
+    await B.page.route("**/v1/conversations/*/messages?*", async (route) => {
+      await sleep(40);
+      await route.continue();
+    });
+    const mid = await waitFor("B mid-sync", async () => {
+      const s = await B.snap();
+      return s.delivered >= 120 && s.delivered < 500 ? s : null;
+    }, 60_000, 20);
+    await B.load();
+    const after = await B.snap();
+    assert(after.delivered >= mid.delivered, `persisted progress kept (${after.delivered} >= ${mid.delivered})`);
+    assert(after.delivered < 601, `reload happened before the end (${after.delivered})`);
+    await waitFor("B: all 601 entries", async () => (await B.snap()).seqs.length === 601, 90_000, 200);
+    await sleep(500);
+    const s = await B.snap();
+    assertEqual(s.seqs, Array.from({ length: 601 }, (_, i) => i + 1), "every seq once");
+    assertEqual(s.duplicates, 0, "no entry handed to the app twice (persisted check)");
+    assertEqual(s.delivered, 601, "handler deliveries across both page loads = 601");
+    assertEqual(s.received, 601, "watermark at head");
+    assertEqual(B.errors, [], "no page errors");
+  } finally {
+    await B.context.close();
+  }
+});
+
+test("FileStorage (Node entry): atomic batches survive a new instance", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "od-fs-"));
+  try {
+    const out = join(dir, "fs.mjs");
+    const esbuild = await import("esbuild");
+    await esbuild.build({ entryPoints: [join(ROOT, "src/client/node-file-storage.ts")], outfile: out, bundle: true, format: "esm", platform: "node", logLevel: "warning" });
+    const { FileStorage } = await import(pathToFileURL(out).href);
+    const path = join(dir, "state.json");
+    const a = new FileStorage(path);
+    await a.batch([{ op: "set", key: "od:conv:x", value: { received: 3 } }, { op: "set", key: "app:1", value: 1 }, { op: "set", key: "gone", value: true }]);
+    await a.delete("gone");
+    const b = new FileStorage(path);
+    assertEqual(await b.get("od:conv:x"), { received: 3 }, "value persisted");
+    assertEqual(await b.keys("od:"), ["od:conv:x"], "keys by prefix");
+    assertEqual(await b.get("gone"), undefined, "delete persisted");
+    writeFileSync(join(dir, "noop"), "");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- runner
+
+const only = process.env.E2E_ONLY;
+const selected = tests.filter((t) => !only || t.name.includes(only));
+let passed = 0;
+let failed = 0;
+let server;
+let browser;
+try {
+  server = await startServer();
+  console.log(`e2e: wrangler dev at ${server.url}`);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const http = api(server.url);
+  for (const t of selected) {
+    const started = Date.now();
+    try {
+      await t.fn({ browser, url: server.url, http });
+      passed++;
+      console.log(`  ✓ ${t.name} (${Date.now() - started} ms)`);
+    } catch (err) {
+      failed++;
+      console.log(`  ✗ ${t.name} (${Date.now() - started} ms)\n    ${String(err?.stack ?? err).split("\n").join("\n    ")}`);
+    }
+  }
+} catch (err) {
+  failed++;
+  console.log(`e2e setup failed: ${err?.stack ?? err}`);
+} finally {
+  await browser?.close().catch(() => undefined);
+  await server?.stop();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
