@@ -501,10 +501,10 @@ export class UserDO extends DurableObject<Env> {
 
   // ---- internals ----
 
-  /** Entries this device is behind, summed over the user's current conversations. */
+  /** Entries this device is behind and can still get (above the floor), summed over the user's conversations. */
   #backlog(device: string): number {
     return this.#sql.one<{ n: number | null }>(
-      `SELECT sum(max(0, c.head_seq - coalesce(r.seq, 0))) AS n FROM conversations c
+      `SELECT sum(max(0, c.head_seq - max(coalesce(r.seq, 0), c.floor_seq))) AS n FROM conversations c
        LEFT JOIN received r ON r.device_id = ? AND r.conversation_id = c.conversation_id
        WHERE c.membership = 'member'`,
       device,
