@@ -1,3 +1,4 @@
+import type { BenchDO } from "./bench/bench-do";
 import type { ConversationDO } from "./conversation/conversation-do";
 import type { MetricsDO } from "./observability/metrics-do";
 import type { PushGateDO } from "./push/gate-do";
@@ -12,6 +13,9 @@ export interface Env extends PushSettings, PushTuningVars {
   USERS: DurableObjectNamespace<UserDO>;
   PUSH_GATE: DurableObjectNamespace<PushGateDO>;
   METRICS: DurableObjectNamespace<MetricsDO>;
+  /** Bench only (npm run bench): the raw-limit object, reached through /bench/* when BENCH_ENABLED="true". */
+  BENCH: DurableObjectNamespace<BenchDO>;
+  BENCH_ENABLED?: string;
   /** Analytics Engine dataset for the signals (production; absent locally). */
   SIGNALS?: AnalyticsEngineDataset;
   /** Workers Rate Limiting binding: requests per device per minute. */

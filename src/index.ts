@@ -15,6 +15,7 @@ export { ConversationDO } from "./conversation/conversation-do";
 export { UserDO } from "./user/user-do";
 export { PushGateDO } from "./push/gate-do";
 export { MetricsDO } from "./observability/metrics-do";
+export { BenchDO } from "./bench/bench-do";
 
 export default {
   fetch: app.fetch,

@@ -3,7 +3,8 @@
 CREATE TABLE user_meta (
   singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
   change_pos     INTEGER NOT NULL DEFAULT 0, -- behind the opaque sync checkpoint
-  pokes          INTEGER NOT NULL DEFAULT 0  -- poke calls received (coalescing is measured by it)
+  pokes          INTEGER NOT NULL DEFAULT 0, -- poke calls received (coalescing is measured by it)
+  queue_seq      INTEGER NOT NULL DEFAULT 0  -- per-device queue ids: one user-wide sequence, never reused
 );
 INSERT INTO user_meta (singleton) VALUES (1);
 
@@ -14,7 +15,6 @@ CREATE TABLE devices (
   push_json      TEXT,                       -- the whole push target as registered
   created_at     INTEGER NOT NULL,
   last_seen_at   INTEGER NOT NULL,
-  next_queue_id  INTEGER NOT NULL DEFAULT 1, -- per-device queue ids increase
   dropped        INTEGER NOT NULL DEFAULT 0  -- queue entries lost to the cap or TTL
 ) WITHOUT ROWID;
 

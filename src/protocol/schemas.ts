@@ -80,15 +80,19 @@ export const toDeviceListSchema = z.object({ limit });
 
 export const toDeviceAckSchema = z.object({ up_to: seq });
 
-const cursorMap = z
-  .record(id, seq)
-  .refine((m) => Object.keys(m).length <= LIMITS.maxCursorConversations, {
-    message: `at most ${LIMITS.maxCursorConversations} conversations per request`,
-  });
+/**
+ * `{"<conversation id>": seq}` parsed into a Map: ids such as `__proto__` or
+ * `constructor` are valid and must not meet Object.prototype on the way.
+ */
+const cursorMap = z.preprocess(
+  (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? Object.entries(v) : v),
+  z
+    .array(z.tuple([id, seq]))
+    .max(LIMITS.maxCursorConversations, `at most ${LIMITS.maxCursorConversations} conversations per request`)
+    .transform((entries) => new Map(entries)),
+);
 
-export const cursorsSchema = z
-  .object({ received: cursorMap.optional(), read: cursorMap.optional() })
-  ;
+export const cursorsSchema = z.object({ received: cursorMap.optional(), read: cursorMap.optional() });
 
 export type CreateConversationRequest = z.infer<typeof createConversationSchema>;
 export type ChangeMembersRequest = z.infer<typeof changeMembersSchema>;

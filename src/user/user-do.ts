@@ -56,7 +56,6 @@ type DeviceRow = {
   device_id: string;
   push_json: string | null;
   last_seen_at: number;
-  next_queue_id: number;
   dropped: number;
 };
 
@@ -214,16 +213,19 @@ export class UserDO extends DurableObject<Env> {
           );
         }
       }
-      for (const conv of receivedNamed) {
-        out.received[conv] = this.#sql.first<{ seq: number }>(
-          "SELECT seq FROM received WHERE device_id = ? AND conversation_id = ?", device, conv,
-        )?.seq ?? 0;
-      }
-      for (const conv of readNamed) {
-        out.read[conv] = this.#sql.first<{ read_seq: number }>(
-          "SELECT read_seq FROM conversations WHERE conversation_id = ?", conv,
-        )?.read_seq ?? 0;
-      }
+      // Object.fromEntries makes own properties, so an id like "__proto__" survives.
+      out.received = Object.fromEntries(
+        receivedNamed.map((conv) => [
+          conv,
+          this.#sql.first<{ seq: number }>("SELECT seq FROM received WHERE device_id = ? AND conversation_id = ?", device, conv)?.seq ?? 0,
+        ]),
+      );
+      out.read = Object.fromEntries(
+        readNamed.map((conv) => [
+          conv,
+          this.#sql.first<{ read_seq: number }>("SELECT read_seq FROM conversations WHERE conversation_id = ?", conv)?.read_seq ?? 0,
+        ]),
+      );
     });
     this.#notify(frames, device);
     this.#flushMetrics();
@@ -456,7 +458,7 @@ export class UserDO extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       for (const device of targets) {
         const { id } = this.#sql.one<{ id: number }>(
-          "UPDATE devices SET next_queue_id = next_queue_id + 1 WHERE device_id = ? RETURNING next_queue_id - 1 AS id", device,
+          "UPDATE user_meta SET queue_seq = queue_seq + 1 RETURNING queue_seq AS id",
         );
         this.#sql.run(
           "INSERT INTO queue (device_id, id, from_user, from_device, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -604,7 +606,7 @@ export class UserDO extends DurableObject<Env> {
   }
 
   #device(device: string): DeviceRow | undefined {
-    return this.#sql.first<DeviceRow>("SELECT device_id, push_json, last_seen_at, next_queue_id, dropped FROM devices WHERE device_id = ?", device);
+    return this.#sql.first<DeviceRow>("SELECT device_id, push_json, last_seen_at, dropped FROM devices WHERE device_id = ?", device);
   }
 
   /** Registers a device on first sight and records activity; evicts the stalest device past the cap. */

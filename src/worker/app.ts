@@ -5,6 +5,7 @@ import { LIMITS } from "../protocol/limits";
 import { deviceAuth, type AppEnv } from "./auth";
 import { ApiError, errorResponse, handleError } from "./errors";
 import { admin } from "./routes/admin";
+import { bench } from "./routes/bench";
 import { conversations } from "./routes/conversations";
 import { devTokens } from "./routes/dev";
 import { inboxSocket, isUpgrade, liveSocket, requireUpgrade } from "./routes/sockets";
@@ -19,6 +20,7 @@ app.notFound(() => errorResponse("not_found", "no such route"));
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/dev", devTokens);
 app.route("/admin", admin);
+app.route("/bench", bench);
 
 app.use("/v1/*", signals);
 app.use(

@@ -41,22 +41,19 @@ export const sync = new Hono<AppEnv>().get("/", valid("query", syncQuerySchema),
  * naming several conversations is validated everywhere before anything changes.
  */
 export const cursors = new Hono<AppEnv>().post("/", valid("json", cursorsSchema), async (c) => {
-  const { received = {}, read = {} } = c.req.valid("json");
-  const names = [...new Set([...Object.keys(received), ...Object.keys(read)])];
+  const { received = new Map<string, number>(), read = new Map<string, number>() } = c.req.valid("json");
+  const names = [...new Set([...received.keys(), ...read.keys()])];
+  const who = { user: c.var.user, device: c.var.device };
   const check = (apply: boolean) =>
     Promise.all(
       names.map(async (conv) => ({
         conversation_id: conv,
-        check: unwrap(
-          await callConversation(c.env, conv, "cursor", { user: c.var.user, device: c.var.device }, received[conv] ?? null, read[conv] ?? null, apply),
-        ),
+        check: unwrap(await callConversation(c.env, conv, "cursor", who, received.get(conv) ?? null, read.get(conv) ?? null, apply)),
       })),
     );
   if (names.length > 1) await check(false);
   const inputs = await check(true);
-  return c.json(
-    unwrap(await callUser(c.env, c.var.user, "applyCursors", c.var.device, inputs, Object.keys(received), Object.keys(read))),
-  );
+  return c.json(unwrap(await callUser(c.env, c.var.user, "applyCursors", c.var.device, inputs, [...received.keys()], [...read.keys()])));
 });
 
 export const toDevice = new Hono<AppEnv>()
