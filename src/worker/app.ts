@@ -11,13 +11,19 @@ import { devTokens } from "./routes/dev";
 import { inboxSocket, isUpgrade, liveSocket, requireUpgrade } from "./routes/sockets";
 import { cursors, devices, sync, toDevice } from "./routes/user";
 import { deviceRateLimit, signals } from "./signals";
+import { doc, openApiDocument } from "./openapi";
+import { jsonBodies } from "./validate";
+import docsPage from "../docs/docs.html";
 
 export const app = new Hono<AppEnv>();
 
 app.onError(handleError);
 app.notFound(() => errorResponse("not_found", "no such route"));
 
-app.get("/healthz", (c) => c.json({ ok: true }));
+app.get("/healthz", doc({ summary: "Liveness", tag: "service", security: "none", ok: { status: 200, description: '{"ok": true}' } }), (c) => c.json({ ok: true }));
+// Public and registered before the auth middleware below, which they therefore never reach.
+app.get("/v1/openapi.json", openApiDocument(app));
+app.get("/docs", (c) => c.html(docsPage));
 app.route("/dev", devTokens);
 app.route("/admin", admin);
 app.route("/bench", bench);
@@ -32,6 +38,7 @@ app.use(
     },
   }),
 );
+app.use("/v1/*", jsonBodies);
 app.use("/v1/inbox", requireUpgrade);
 app.use("/v1/conversations/:id/live", requireUpgrade);
 // Browsers cannot set headers on a WebSocket, so upgrades may carry the token in the query.

@@ -1,37 +1,46 @@
 /**
- * Hono's validator with our zod schemas: a failure becomes `400 invalid_request`
- * naming the first bad field, before any Durable Object is touched.
- *
- * JSON bodies are parsed whatever the content-type says ("JSON everywhere"), so a
- * client that forgets the header gets its real error, not a confusing empty body.
+ * Request validation through Hono's (standard-schema) validator, with our zod
+ * schemas: a failure becomes `400 invalid_request` naming the first bad field,
+ * before any Durable Object is touched. The same middleware carries the schema
+ * into the OpenAPI document (hono-openapi), so docs and checks cannot drift.
  */
-import type { Context, ValidationTargets } from "hono";
-import { validator } from "hono/validator";
-import type { z, ZodType } from "zod";
+import { createMiddleware } from "hono/factory";
+import { validator } from "hono-openapi";
+import type { ValidationTargets } from "hono";
+import type { ZodType } from "zod";
 import { ApiError } from "./errors";
-
-async function rawJson(value: unknown, c: Context): Promise<unknown> {
-  const type = c.req.header("content-type") ?? "";
-  if (/^application\/([\w.-]+\+)?json/i.test(type)) return value;
-  const text = await c.req.text();
-  if (text.trim() === "") return {};
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new ApiError("invalid_request", "malformed JSON in request body");
-  }
-}
 
 /**
  * @example app.post("/v1/x", valid("json", schema), (c) => c.req.valid("json"))
  */
 export function valid<T extends ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
-  return validator(target, async (value, c): Promise<z.output<T>> => {
-    const input = target === "json" ? await rawJson(value, c) : value;
-    const result = schema.safeParse(input);
-    if (result.success) return result.data;
-    const issue = result.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
-    throw new ApiError("invalid_request", `${target} ${where}${issue?.message ?? "is invalid"}`);
+  return validator(target, schema, (result) => {
+    if (result.success) return;
+    const issue = result.error[0];
+    const path = (issue?.path ?? []).map((p) => (typeof p === "object" ? String(p.key) : String(p))).join(".");
+    throw new ApiError("invalid_request", `${target} ${path ? `${path}: ` : ""}${issue?.message ?? "is invalid"}`);
   });
 }
+
+const JSON_TYPE = /^application\/([\w.-]+\+)?json/i;
+
+/**
+ * "JSON everywhere": a body sent without a JSON content-type (curl -d, fetch
+ * with a string) is still read as JSON, and an empty body is `{}`, so a client
+ * that forgets the header gets its real error instead of a confusing one.
+ */
+export const jsonBodies = createMiddleware(async (c, next) => {
+  const method = c.req.method;
+  if (method === "POST" || method === "PUT" || method === "PATCH") {
+    const type = c.req.header("content-type") ?? "";
+    const length = c.req.header("content-length");
+    if (!JSON_TYPE.test(type) || length === "0") {
+      const text = await c.req.raw.text();
+      const headers = new Headers(c.req.raw.headers);
+      headers.set("content-type", "application/json");
+      headers.delete("content-length");
+      c.req.raw = new Request(c.req.raw.url, { method, headers, body: text.trim() === "" ? "{}" : text });
+    }
+  }
+  await next();
+});

@@ -12,6 +12,7 @@ import { IDENTITY_HEADERS } from "../../realtime/sockets";
 import type { AppEnv } from "../auth";
 import { ApiError } from "../errors";
 import { valid } from "../validate";
+import { doc } from "../openapi";
 
 export function isUpgrade(req: Request): boolean {
   return req.headers.get("upgrade")?.toLowerCase() === "websocket";
@@ -32,6 +33,7 @@ function forward(c: { req: { raw: Request }; var: { user: string; device: string
 
 export const liveSocket = new Hono<AppEnv>().get(
   "/:id/live",
+  doc({ summary: "Live conversation socket: hello, catch-up pages, live, then each entry once", description: "WebSocket upgrade (token in the Authorization header or ?access_token=). Frames are listed on /docs.", tag: "realtime", ok: { status: 101, description: "switching protocols" }, errors: ["invalid_request", "forbidden", "not_found", "epoch_mismatch"] }),
   valid("param", z.object({ id })),
   valid("query", liveQuerySchema),
   async (c) => {
@@ -45,7 +47,7 @@ export const liveSocket = new Hono<AppEnv>().get(
   },
 );
 
-export const inboxSocket = new Hono<AppEnv>().get("/", async (c) => {
+export const inboxSocket = new Hono<AppEnv>().get("/", doc({ summary: "Inbox socket: poke, read and membership frames for all your conversations", description: "WebSocket upgrade; an open inbox socket is what 'online' means for push.", tag: "realtime", ok: { status: 101, description: "switching protocols" }, errors: ["invalid_request"] }), async (c) => {
   const stub = c.env.USERS.get(c.env.USERS.idFromName(c.var.user));
   return stub.fetch(forward(c, "/inbox"));
 });

@@ -1,0 +1,125 @@
+/**
+ * Response schemas of the wire contract, for the OpenAPI document and for the
+ * tests that check real responses against it. The TypeScript interfaces in
+ * ./types.ts describe the same shapes; test/openapi.test.ts fails if they drift.
+ */
+import { z } from "zod";
+import { ERROR_STATUS } from "./errors";
+
+const seq = z.number().int().min(0);
+const isoTime = z.string().describe("ISO 8601 timestamp");
+
+export const errorBodySchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(ERROR_STATUS) as [keyof typeof ERROR_STATUS, ...(keyof typeof ERROR_STATUS)[]]),
+      message: z.string(),
+      epoch: z.string().optional(),
+      retry_after: z.number().int().optional().describe("seconds; 429 and 503 only, as in the Retry-After header"),
+    }),
+    epoch: z.string().optional().describe("409 epoch_mismatch: the conversation's current epoch"),
+  })
+  .meta({ id: "Error" });
+
+export const senderSchema = z.object({ user: z.string(), device: z.string() });
+
+export const messageSchema = z
+  .object({
+    seq,
+    msg_id: z.string(),
+    type: z.enum(["message", "member"]),
+    sender: senderSchema,
+    client_msg_id: z.string().nullable(),
+    body: z.unknown().describe("the sender's JSON; member entries: {added, removed, by, created?}"),
+    created_at: isoTime,
+  })
+  .meta({ id: "Message" });
+
+export const gapSchema = z.object({ from: seq, to: seq, reason: z.enum(["retention", "not_member"]) }).meta({ id: "Gap" });
+
+export const retentionSchema = z.object({
+  max_age_seconds: z.number().int().optional(),
+  max_messages: z.number().int().optional(),
+});
+
+export const conversationSummarySchema = z
+  .object({
+    id: z.string(),
+    epoch: z.string(),
+    head_seq: seq,
+    floor_seq: seq,
+    members: z.array(z.string()),
+    retention: retentionSchema,
+    created_at: isoTime,
+  })
+  .meta({ id: "ConversationSummary" });
+
+export const sendResultSchema = z.object({ seq, msg_id: z.string(), created_at: isoTime, duplicate: z.boolean() }).meta({ id: "SendResult" });
+
+export const messagePageSchema = z
+  .object({
+    conversation_id: z.string(),
+    epoch: z.string(),
+    head_seq: seq,
+    floor_seq: seq,
+    messages: z.array(messageSchema),
+    gaps: z.array(gapSchema),
+    has_more: z.boolean(),
+    next_after: seq.optional(),
+    next_before: seq.optional(),
+  })
+  .meta({ id: "MessagePage" });
+
+export const syncResponseSchema = z
+  .object({
+    checkpoint: z.string(),
+    has_more: z.boolean(),
+    conversations: z.array(
+      z.object({
+        id: z.string(),
+        epoch: z.string(),
+        head_seq: seq,
+        floor_seq: seq,
+        received: seq,
+        read: seq,
+        unread: seq,
+        last_activity_at: isoTime.nullable(),
+        membership: z.enum(["member", "left"]),
+      }),
+    ),
+  })
+  .meta({ id: "SyncResponse" });
+
+export const deviceInfoSchema = z
+  .object({
+    user_id: z.string(),
+    device_id: z.string(),
+    push: z.object({ provider: z.enum(["webhook", "webpush", "apns", "fcm"]), token: z.string() }).catchall(z.unknown()).nullable(),
+  })
+  .meta({ id: "DeviceInfo" });
+
+export const cursorsResponseSchema = z
+  .object({ received: z.record(z.string(), seq), read: z.record(z.string(), seq) })
+  .meta({ id: "Cursors" });
+
+export const queuedSchema = z.object({ queued: z.number().int(), duplicate: z.boolean() }).meta({ id: "Queued" });
+
+export const toDevicePageSchema = z
+  .object({
+    entries: z.array(z.object({ id: z.number().int(), from: senderSchema, body: z.unknown(), created_at: isoTime })),
+    has_more: z.boolean(),
+    dropped: z.number().int(),
+  })
+  .meta({ id: "ToDevicePage" });
+
+export const remainingSchema = z.object({ remaining: z.number().int() });
+
+export const expiredReceiptsSchema = z
+  .object({
+    conversation_id: z.string(),
+    floor_seq: seq,
+    expired: z.array(
+      z.object({ user: z.string(), device: z.string().nullable(), entries: z.number().int(), last_seq: seq, updated_at: isoTime }),
+    ),
+  })
+  .meta({ id: "ExpiredReceipts" });
