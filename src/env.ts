@@ -18,6 +18,12 @@ export interface Env extends PushSettings, PushTuningVars {
   BENCH_ENABLED?: string;
   /** Analytics Engine dataset for the signals (production; absent locally). */
   SIGNALS?: AnalyticsEngineDataset;
+  /** Media bytes (R2). */
+  MEDIA: R2Bucket;
+  /** Upload cap (bytes), allowed content types (comma list), per-user quota (bytes). */
+  MEDIA_MAX_BYTES?: string;
+  MEDIA_TYPES?: string;
+  MEDIA_QUOTA_BYTES?: string;
   /** Workers Rate Limiting binding: requests per device per minute. */
   DEVICE_RATE?: RateLimit;
   PUSH_QUEUE: Queue<PushTask>;

@@ -105,7 +105,7 @@ describe("Prometheus exposition", () => {
     const text = await res.text();
     expect(text.endsWith("\n")).toBe(true);
     const names = Object.keys(SIGNALS) as SignalName[];
-    expect(names).toHaveLength(13);
+    expect(names).toHaveLength(14); // the nine signals' metrics, plus media deletions
     const lines = text.trimEnd().split("\n");
     for (const name of names) {
       const spec = SIGNALS[name];

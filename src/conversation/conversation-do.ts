@@ -11,7 +11,9 @@ import { CLOSE_NOT_MEMBER, type ErrorFrame, type HelloFrame, type MessageFrame }
 import { ackFrameSchema, sendMessageSchema } from "../protocol/schemas";
 import type { CursorCheck, IndexUpdate, PageParams } from "../protocol/internal";
 import { LIMITS } from "../protocol/limits";
+import { mediaOwner } from "../protocol/ids";
 import type {
+  Attachment,
   ConversationSummary,
   Gap,
   MemberChangeBody,
@@ -64,6 +66,7 @@ type EntryRow = {
   client_msg_id: string | null;
   body: string;
   created_at: number;
+  attachments: string | null;
 };
 
 type MemberRow = { user_id: string; active: number; read_seq: number; unread: number };
@@ -180,7 +183,7 @@ export class ConversationDO extends DurableObject<Env> {
     return ok(this.#summary());
   }
 
-  async send(sender: SenderRef, clientMsgId: string, bodyJson: string): Promise<Result<SendResult>> {
+  async send(sender: SenderRef, clientMsgId: string, bodyJson: string, attachments: Attachment[] = []): Promise<Result<SendResult>> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
     const existing = this.#sql.first<EntryRow>(
@@ -194,7 +197,7 @@ export class ConversationDO extends DurableObject<Env> {
     }
     if (!this.#isActive(sender.user)) return this.#notMember(sender.user);
     const now = Date.now();
-    const row = this.ctx.storage.transactionSync(() => this.#append("message", sender, clientMsgId, bodyJson, now));
+    const row = this.ctx.storage.transactionSync(() => this.#append("message", sender, clientMsgId, bodyJson, now, attachments));
     // Replies and socket frames leave only after the write above is durable (output gate).
     this.#broadcast(row, []);
     await this.#scheduleDrain(LIMITS.outboxCoalesceMs);
@@ -302,6 +305,16 @@ export class ConversationDO extends DurableObject<Env> {
     });
   }
 
+  /** True when `user` may see an entry of this conversation that references the media. */
+  async canSeeMedia(user: string, mediaId: string): Promise<boolean> {
+    this.#gate.check();
+    if (!this.#meta) return false;
+    const ranges = visibleRanges(this.#intervals(user), this.#meta.floor_seq, this.#meta.head_seq);
+    return this.#sql
+      .all<{ seq: number }>("SELECT seq FROM media_refs WHERE media_id = ?", mediaId)
+      .some(({ seq }) => ranges.some((r) => seq >= r.from && seq <= r.to));
+  }
+
   /** Operator view of this conversation (admin API). */
   async stats(): Promise<Result<ConversationStats>> {
     const ready = this.#ready();
@@ -335,6 +348,7 @@ export class ConversationDO extends DurableObject<Env> {
       more = this.#enforceRetention(Date.now());
       if (!more) break;
     }
+    await this.#drainMediaReleases();
     await this.#reschedule(more);
   }
 
@@ -414,7 +428,13 @@ export class ConversationDO extends DurableObject<Env> {
       if (new TextEncoder().encode(bodyJson).byteLength > LIMITS.maxBodyBytes) {
         return void sendFrame(ws, errorFrame("payload_too_large", `body is over ${LIMITS.maxBodyBytes} bytes serialized`, clientMsgId));
       }
-      const res = await this.send({ user: who.user, device: who.device }, parsed.data.client_msg_id, bodyJson);
+      let attachments: Attachment[] = [];
+      if (parsed.data.attachments) {
+        const owned = await callUser(this.env, who.user, "attachMedia", parsed.data.attachments, this.#meta!.id);
+        if (!owned.ok) return void sendFrame(ws, errorFrame(owned.code, owned.message, clientMsgId));
+        attachments = owned.value;
+      }
+      const res = await this.send({ user: who.user, device: who.device }, parsed.data.client_msg_id, bodyJson, attachments);
       if (!res.ok) return void sendFrame(ws, errorFrame(res.code, res.message, clientMsgId));
       sendFrame(ws, { type: "sent", client_msg_id: parsed.data.client_msg_id, seq: res.value.seq, duplicate: res.value.duplicate });
       return;
@@ -469,7 +489,7 @@ export class ConversationDO extends DurableObject<Env> {
 
   // ---- log and membership ----
 
-  #append(type: "message" | "member", sender: SenderRef, clientMsgId: string | null, bodyJson: string, now: number): EntryRow {
+  #append(type: "message" | "member", sender: SenderRef, clientMsgId: string | null, bodyJson: string, now: number, attachments: Attachment[] = []): EntryRow {
     const meta = this.#meta!;
     const row: EntryRow = {
       seq: meta.head_seq + 1,
@@ -480,12 +500,14 @@ export class ConversationDO extends DurableObject<Env> {
       client_msg_id: clientMsgId,
       body: bodyJson,
       created_at: now,
+      attachments: attachments.length > 0 ? JSON.stringify(attachments) : null,
     };
     this.#sql.run(
-      `INSERT INTO entries (seq, msg_id, type, sender_user, sender_device, client_msg_id, body, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      row.seq, row.msg_id, row.type, row.sender_user, row.sender_device, row.client_msg_id, row.body, row.created_at,
+      `INSERT INTO entries (seq, msg_id, type, sender_user, sender_device, client_msg_id, body, created_at, attachments)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.seq, row.msg_id, row.type, row.sender_user, row.sender_device, row.client_msg_id, row.body, row.created_at, row.attachments,
     );
+    for (const a of attachments) this.#sql.run("INSERT OR IGNORE INTO media_refs (media_id, seq) VALUES (?, ?)", a.media_id, row.seq);
     if (type === "message") {
       this.#sql.run("UPDATE members SET unread = unread + 1 WHERE active = 1 AND user_id != ?", sender.user);
     }
@@ -583,7 +605,9 @@ export class ConversationDO extends DurableObject<Env> {
     const oldest = this.#sql.one<{ at: number | null }>("SELECT min(first_at) AS at FROM outbox").at;
     if (this.#meta) metrics.gauge(this.env, "oldest_undelivered_seconds", this.#meta.id, oldest === null ? 0 : (now - oldest) / 1000);
     this.#flushMetrics();
-    const outbox = this.#sql.one<{ at: number | null }>("SELECT min(next_at) AS at FROM outbox").at;
+    const outbox = this.#sql.one<{ at: number | null }>(
+      "SELECT min(at) AS at FROM (SELECT min(next_at) AS at FROM outbox UNION ALL SELECT min(next_at) FROM media_released)",
+    ).at;
     const retention = retentionBacklog ? now : this.#retentionDueAt(now);
     const due = Math.min(outbox ?? Infinity, retention ?? Infinity);
     if (due !== Infinity) await this.ctx.storage.setAlarm(Math.max(due, now));
@@ -634,6 +658,7 @@ export class ConversationDO extends DurableObject<Env> {
     if (target <= from) return false;
     this.ctx.storage.transactionSync(() => {
       this.#recordExpiry(from, target, now);
+      this.#releaseMedia(from, target);
       this.#sql.run("DELETE FROM entries WHERE seq > ? AND seq <= ?", from, target);
       meta.floor_seq = target;
       meta.expired_total += target - from;
@@ -654,6 +679,37 @@ export class ConversationDO extends DurableObject<Env> {
     metrics.count(this.env, "retention_expired_total", target - from);
     const due = this.#retentionDueAt(now);
     return target === limit && due !== null && due <= now;
+  }
+
+  /** Drops media references of entries in (from, to]; media no entry references any more is released to its owner. */
+  #releaseMedia(from: number, to: number): void {
+    const gone = this.#sql.all<{ media_id: string }>("SELECT DISTINCT media_id FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
+    if (gone.length === 0) return;
+    this.#sql.run("DELETE FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
+    for (const { media_id } of gone) {
+      const still = this.#sql.first("SELECT 1 AS one FROM media_refs WHERE media_id = ? LIMIT 1", media_id);
+      const owner = mediaOwner(media_id);
+      if (!still && owner) this.#sql.run("INSERT OR IGNORE INTO media_released (media_id, owner) VALUES (?, ?)", media_id, owner);
+    }
+  }
+
+  /** Tells owners their media lost its last reference here; retried with backoff until they confirm. */
+  async #drainMediaReleases(): Promise<void> {
+    const now = Date.now();
+    const due = this.#sql.all<{ media_id: string; owner: string; attempts: number }>(
+      "SELECT media_id, owner, attempts FROM media_released WHERE next_at <= ? LIMIT ?", now, LIMITS.mediaSweepBatch,
+    );
+    for (const d of due) {
+      try {
+        const res = await callUser(this.env, d.owner, "releaseMedia", d.media_id, this.#meta!.id);
+        if (!res.ok) throw new Error(res.message);
+        this.#sql.run("DELETE FROM media_released WHERE media_id = ?", d.media_id);
+      } catch (err) {
+        const backoff = Math.min(LIMITS.outboxMaxBackoffMs, 1000 * 2 ** d.attempts);
+        this.#sql.run("UPDATE media_released SET attempts = attempts + 1, next_at = ? WHERE media_id = ?", now + backoff, d.media_id);
+        log("media_release_failed", { conversation: this.#meta?.id, media: d.media_id, error: String(err) });
+      }
+    }
   }
 
   /** Counts, per sender, the messages in (from, to] each recipient device never received. */
@@ -852,5 +908,6 @@ function toMessage(row: EntryRow): Message {
     client_msg_id: row.client_msg_id,
     body: JSON.parse(row.body) as unknown,
     created_at: iso(row.created_at),
+    ...(row.attachments !== null ? { attachments: JSON.parse(row.attachments) as Attachment[] } : {}),
   };
 }

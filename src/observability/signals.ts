@@ -25,6 +25,7 @@ export const SIGNALS = {
   /** 9. messages unavailable due to retention */
   retention_unavailable_total: { type: "counter", help: "Entries a device asked for that retention had removed (once per device)" },
   retention_expired_total: { type: "counter", help: "Entries removed by retention" },
+  media_deleted_total: { type: "counter", help: "Media objects deleted (last reference removed by retention, or never referenced)" },
 } as const;
 
 export type SignalName = keyof typeof SIGNALS;

@@ -19,6 +19,12 @@ export const LIMITS = {
   /** Open sockets per object: live sockets per conversation, inbox sockets per user. */
   maxSocketsPerConversation: 5000,
   maxInboxSocketsPerUser: 100,
+  /** Attachments per message, and the inline preview's size. */
+  maxAttachments: 10,
+  maxPreviewChars: 4096,
+  /** Media sweeps: objects deleted per alarm run; how long an upload may stay unreferenced. */
+  mediaSweepBatch: 100,
+  mediaOrphanGraceMs: 24 * 3600 * 1000,
   /** Outbox drain: members poked per alarm run, concurrent pokes, delay that coalesces a burst. */
   outboxBatch: 100,
   outboxConcurrency: 16,

@@ -23,6 +23,16 @@ export const errorBodySchema = z
 
 export const senderSchema = z.object({ user: z.string(), device: z.string() });
 
+export const attachmentSchema = z
+  .object({
+    media_id: z.string(),
+    size: z.number().int(),
+    mime: z.string(),
+    sha256: z.string().describe("hex"),
+    preview: z.string().optional(),
+  })
+  .meta({ id: "Attachment" });
+
 export const messageSchema = z
   .object({
     seq,
@@ -32,6 +42,7 @@ export const messageSchema = z
     client_msg_id: z.string().nullable(),
     body: z.unknown().describe("the sender's JSON; member entries: {added, removed, by, created?}"),
     created_at: isoTime,
+    attachments: z.array(attachmentSchema).optional(),
   })
   .meta({ id: "Message" });
 

@@ -3,7 +3,7 @@
  * the client SDK reuses the inferred types.
  */
 import { z } from "zod";
-import { ID_PATTERN } from "./ids";
+import { ID_PATTERN, MEDIA_ID_PATTERN } from "./ids";
 import { LIMITS } from "./limits";
 
 export const id = z.string().regex(ID_PATTERN, "must match ^[A-Za-z0-9_-]{1,64}$");
@@ -50,7 +50,15 @@ export const changeMembersSchema = z
   })
   ;
 
-export const sendMessageSchema = z.object({ client_msg_id: id, body: anyJson });
+export const mediaId = z.string().regex(MEDIA_ID_PATTERN, "is not a media id");
+
+export const sendMessageSchema = z.object({
+  client_msg_id: id,
+  body: anyJson,
+  attachments: z.array(mediaId).min(1).max(LIMITS.maxAttachments).optional(),
+});
+
+export const uploadQuerySchema = z.object({ preview: z.string().min(1).max(LIMITS.maxPreviewChars).optional() });
 
 export const ackFrameSchema = z.object({ seq });
 

@@ -9,6 +9,18 @@ export interface SenderRef {
   device: string;
 }
 
+/** Metadata of a media object a message references; the bytes are fetched lazily from /v1/media/:media_id. */
+export interface Attachment {
+  media_id: string;
+  size: number;
+  mime: string;
+  sha256: string;
+  /** Optional inline placeholder supplied by the uploader (blurhash or a tiny data URL). */
+  preview?: string;
+}
+
+export interface MediaUpload extends Attachment {}
+
 /** One log entry. `member` entries carry `{added, removed, by}` in `body`. */
 export interface Message {
   seq: number;
@@ -18,6 +30,8 @@ export interface Message {
   client_msg_id: string | null;
   body: unknown;
   created_at: string;
+  /** Present when the message references media (metadata only). */
+  attachments?: Attachment[];
 }
 
 export interface MemberChangeBody {

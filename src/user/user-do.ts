@@ -12,6 +12,7 @@ import type { InboxHelloFrame, InboxServerFrame } from "../protocol/frames";
 import type { CursorCheck, IndexUpdate } from "../protocol/internal";
 import { LIMITS } from "../protocol/limits";
 import type {
+  Attachment,
   CursorsResponse,
   DeviceInfo,
   PushTarget,
@@ -38,6 +39,7 @@ import {
 import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint";
 import { pushTuning, type PushTuning } from "../push/settings";
 import type { PushTask } from "../push/types";
+import { mediaKey } from "../media/keys";
 
 type IndexRow = {
   conversation_id: string;
@@ -270,6 +272,104 @@ export class UserDO extends DurableObject<Env> {
     };
   }
 
+  // ---- media (bytes in R2, metadata here) ----
+
+  /** Reserves quota for an upload about to stream into R2. */
+  async reserveMedia(mediaId: string, size: number, mime: string, preview: string | null, quota: number): Promise<Result<null>> {
+    this.#gate.check();
+    const used = this.#sql.one<{ n: number | null }>("SELECT sum(size) AS n FROM media").n ?? 0;
+    if (used + size > quota) return fail("forbidden", `media quota exceeded (${used} of ${quota} bytes used)`);
+    this.#sql.run(
+      "INSERT INTO media (media_id, size, mime, preview, status, created_at) VALUES (?, ?, ?, ?, 'uploading', ?)",
+      mediaId, size, mime, preview, Date.now(),
+    );
+    this.ctx.waitUntil(this.#scheduleAlarm(Date.now() + LIMITS.mediaOrphanGraceMs));
+    return ok(null);
+  }
+
+  async commitMedia(mediaId: string, sha256: string): Promise<void> {
+    this.#gate.check();
+    this.#sql.run("UPDATE media SET sha256 = ?, status = 'stored' WHERE media_id = ?", sha256, mediaId);
+  }
+
+  async abortMedia(mediaId: string): Promise<void> {
+    this.#gate.check();
+    this.#sql.run("DELETE FROM media WHERE media_id = ?", mediaId);
+  }
+
+  /**
+   * Checks that this user owns every media id and its upload finished, and records
+   * that `conversation` references them (before the send, so no sweep can race it).
+   */
+  async attachMedia(mediaIds: string[], conversation: string): Promise<Result<Attachment[]>> {
+    this.#gate.check();
+    const out: Attachment[] = [];
+    for (const mediaId of mediaIds) {
+      const m = this.#sql.first<{ size: number; mime: string; sha256: string | null; preview: string | null; status: string }>(
+        "SELECT size, mime, sha256, preview, status FROM media WHERE media_id = ?", mediaId,
+      );
+      if (!m || m.status !== "stored" || m.sha256 === null) return fail("invalid_request", `attachments: no uploaded media ${mediaId} of yours`);
+      out.push({ media_id: mediaId, size: m.size, mime: m.mime, sha256: m.sha256, ...(m.preview !== null ? { preview: m.preview } : {}) });
+    }
+    this.ctx.storage.transactionSync(() => {
+      for (const mediaId of mediaIds) {
+        this.#sql.run("INSERT OR IGNORE INTO media_refs (media_id, conversation_id) VALUES (?, ?)", mediaId, conversation);
+      }
+    });
+    return ok(out);
+  }
+
+  /** Metadata and the conversations that may reference it (download checks ask them). */
+  async mediaInfo(mediaId: string): Promise<{ attachment: Attachment; conversations: string[] } | null> {
+    this.#gate.check();
+    const m = this.#sql.first<{ size: number; mime: string; sha256: string | null; preview: string | null }>(
+      "SELECT size, mime, sha256, preview FROM media WHERE media_id = ? AND status = 'stored'", mediaId,
+    );
+    if (!m || m.sha256 === null) return null;
+    const conversations = this.#sql
+      .all<{ conversation_id: string }>("SELECT conversation_id FROM media_refs WHERE media_id = ?", mediaId)
+      .map((r) => r.conversation_id);
+    return { attachment: { media_id: mediaId, size: m.size, mime: m.mime, sha256: m.sha256, ...(m.preview !== null ? { preview: m.preview } : {}) }, conversations };
+  }
+
+  /** A conversation's retention removed its last entry referencing the media; the last reference deletes the bytes. */
+  async releaseMedia(mediaId: string, conversation: string): Promise<Result<null>> {
+    this.#gate.check();
+    this.#sql.run("DELETE FROM media_refs WHERE media_id = ? AND conversation_id = ?", mediaId, conversation);
+    const left = this.#sql.one<{ n: number }>("SELECT count(*) AS n FROM media_refs WHERE media_id = ?", mediaId).n;
+    if (left === 0) await this.#deleteMedia([mediaId]);
+    return ok(null);
+  }
+
+  async #deleteMedia(mediaIds: string[]): Promise<void> {
+    if (mediaIds.length === 0) return;
+    await this.env.MEDIA.delete(mediaIds.map(mediaKey));
+    this.ctx.storage.transactionSync(() => {
+      for (const mediaId of mediaIds) this.#sql.run("DELETE FROM media WHERE media_id = ?", mediaId);
+      this.#sql.run("UPDATE user_meta SET media_deleted = media_deleted + ?", mediaIds.length);
+    });
+    metrics.count(this.env, "media_deleted_total", mediaIds.length);
+    log("media_deleted", { media: mediaIds });
+  }
+
+  /** Uploads never referenced (or never finished) within the grace period go, a bounded batch per run. */
+  async #sweepMedia(now: number): Promise<number> {
+    const cutoff = now - LIMITS.mediaOrphanGraceMs;
+    const orphans = this.#sql
+      .all<{ media_id: string }>(
+        `SELECT m.media_id FROM media m WHERE m.created_at < ?
+           AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = m.media_id) LIMIT ?`,
+        cutoff, LIMITS.mediaSweepBatch,
+      )
+      .map((r) => r.media_id);
+    await this.#deleteMedia(orphans);
+    const next = this.#sql.one<{ at: number | null }>(
+      `SELECT min(m.created_at) AS at FROM media m WHERE NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = m.media_id)`,
+    ).at;
+    if (orphans.length === LIMITS.mediaSweepBatch) return now;
+    return next === null ? Infinity : next + LIMITS.mediaOrphanGraceMs;
+  }
+
   // ---- push decisions ----
 
   /** A provider said this token is dead: forget it (only if it is still the registered one). */
@@ -380,7 +480,7 @@ export class UserDO extends DurableObject<Env> {
         this.#sql.run("DELETE FROM push_pending WHERE device_id = ?", device);
       });
     }
-    next = Math.min(next, this.#expireDevices(now));
+    next = Math.min(next, this.#expireDevices(now), await this.#sweepMedia(now));
     if (next !== Infinity) await this.ctx.storage.setAlarm(next);
     this.#flushMetrics();
   }

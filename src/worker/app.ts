@@ -10,6 +10,7 @@ import { conversations } from "./routes/conversations";
 import { devTokens } from "./routes/dev";
 import { inboxSocket, isUpgrade, liveSocket, requireUpgrade } from "./routes/sockets";
 import { cursors, devices, sync, toDevice } from "./routes/user";
+import { media } from "./routes/media";
 import { deviceRateLimit, signals } from "./signals";
 import { doc, openApiDocument } from "./openapi";
 import { jsonBodies } from "./validate";
@@ -29,16 +30,15 @@ app.route("/admin", admin);
 app.route("/bench", bench);
 
 app.use("/v1/*", signals);
-app.use(
-  "/v1/*",
-  bodyLimit({
-    maxSize: LIMITS.maxRequestBytes,
-    onError: () => {
-      throw new ApiError("payload_too_large", `request body is over ${LIMITS.maxRequestBytes} bytes`);
-    },
-  }),
-);
-app.use("/v1/*", jsonBodies);
+// Media uploads stream to R2 with their own cap; every other body is JSON under the request limit.
+const jsonLimit = bodyLimit({
+  maxSize: LIMITS.maxRequestBytes,
+  onError: () => {
+    throw new ApiError("payload_too_large", `request body is over ${LIMITS.maxRequestBytes} bytes`);
+  },
+});
+app.use("/v1/*", async (c, next) => (c.req.path === "/v1/media" ? next() : jsonLimit(c, next)));
+app.use("/v1/*", async (c, next) => (c.req.path === "/v1/media" ? next() : jsonBodies(c, next)));
 app.use("/v1/inbox", requireUpgrade);
 app.use("/v1/conversations/:id/live", requireUpgrade);
 // Browsers cannot set headers on a WebSocket, so upgrades may carry the token in the query.
@@ -52,3 +52,4 @@ app.route("/v1/inbox", inboxSocket);
 app.route("/v1/sync", sync);
 app.route("/v1/cursors", cursors);
 app.route("/v1/to-device", toDevice);
+app.route("/v1/media", media);

@@ -6,7 +6,7 @@ import { LIMITS } from "../../protocol/limits";
 import type { AppEnv } from "../auth";
 import { serializeBody } from "../body";
 import { unwrap } from "../errors";
-import { callConversation } from "../stubs";
+import { callConversation, callUser } from "../stubs";
 import { valid } from "../validate";
 import { doc } from "../openapi";
 import { conversationSummarySchema, expiredReceiptsSchema, messagePageSchema, sendResultSchema } from "../../protocol/responses";
@@ -40,10 +40,12 @@ export const conversations = new Hono<AppEnv>()
   })
   .post("/:id/messages", doc({ summary: "Send a message (idempotent by device + client_msg_id)", description: "201 when appended; 200 with duplicate: true for a retry of the same client_msg_id from the same device.", tag: "conversations", ok: { status: 201, description: "accepted durably", schema: sendResultSchema }, errors: ["invalid_request", "forbidden", "not_found", "payload_too_large"] }), params, valid("json", sendMessageSchema), async (c) => {
     const { id: convId } = c.req.valid("param");
-    const { client_msg_id, body } = c.req.valid("json");
+    const { client_msg_id, body, attachments: mediaIds } = c.req.valid("json");
     const bodyJson = serializeBody(body);
     const sender = { user: c.var.user, device: c.var.device };
-    const result = unwrap(await callConversation(c.env, convId, "send", sender, client_msg_id, bodyJson));
+    // The sender must own each attachment; the reference is recorded before the send so no sweep races it.
+    const attachments = mediaIds ? unwrap(await callUser(c.env, sender.user, "attachMedia", mediaIds, convId)) : [];
+    const result = unwrap(await callConversation(c.env, convId, "send", sender, client_msg_id, bodyJson, attachments));
     return c.json(result, result.duplicate ? 200 : 201);
   })
   .get("/:id/messages", doc({ summary: "A page of history (after = forward, before = newest first)", tag: "conversations", ok: { status: 200, description: "messages ascending by seq, with gaps", schema: messagePageSchema }, errors: ["invalid_request", "forbidden", "not_found", "epoch_mismatch"] }), params, valid("query", pageQuerySchema), async (c) => {

@@ -1,0 +1,4 @@
+/** Where a media object's bytes live in the R2 bucket. */
+export function mediaKey(mediaId: string): string {
+  return `media/${mediaId}`;
+}

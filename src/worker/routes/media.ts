@@ -1,0 +1,118 @@
+/**
+ * Media attachments on R2. Uploads stream straight into the bucket (never
+ * buffered in the Worker) with their SHA-256 computed on the way; a message
+ * carries metadata only, and the bytes are fetched lazily, with ranges, by users
+ * who can see an entry that references them (membership history applies).
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { mediaOwner, newMediaId } from "../../protocol/ids";
+import { attachmentSchema } from "../../protocol/responses";
+import { mediaId, uploadQuerySchema } from "../../protocol/schemas";
+import { mediaKey } from "../../media/keys";
+import { envNumber } from "../../storage/admission";
+import type { AppEnv } from "../auth";
+import { ApiError, unwrap } from "../errors";
+import { doc } from "../openapi";
+import { callConversation, callUser } from "../stubs";
+import { valid } from "../validate";
+
+const DEFAULT_TYPES = "image/jpeg,image/png,image/webp,image/gif,video/mp4,audio/mpeg,audio/ogg,application/pdf";
+
+function hex(buf: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export const media = new Hono<AppEnv>()
+  .post(
+    "/",
+    doc({
+      summary: "Upload media (streamed into R2); reference it from a message's `attachments`",
+      description: "Raw bytes as the body, with Content-Type (an allowed type) and Content-Length (≤ MEDIA_MAX_BYTES). Optional ?preview= (≤ 4096 chars) travels inline with the metadata.",
+      tag: "media",
+      ok: { status: 201, description: "stored", schema: attachmentSchema },
+      errors: ["invalid_request", "forbidden", "payload_too_large"],
+    }),
+    valid("query", uploadQuerySchema),
+    async (c) => {
+      const env = c.env;
+      const max = envNumber(env.MEDIA_MAX_BYTES, 25 * 1024 * 1024);
+      const types = (env.MEDIA_TYPES || DEFAULT_TYPES).split(",").map((t) => t.trim().toLowerCase());
+      const mime = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+      if (!types.includes(mime)) throw new ApiError("invalid_request", `content-type must be one of ${types.join(", ")}`);
+      const length = Number(c.req.header("content-length"));
+      if (!Number.isSafeInteger(length) || length <= 0) throw new ApiError("invalid_request", "a Content-Length header (> 0) is required");
+      if (length > max) throw new ApiError("payload_too_large", `media is over ${max} bytes`);
+      const body = c.req.raw.body;
+      if (!body) throw new ApiError("invalid_request", "empty body");
+      const { preview } = c.req.valid("query");
+      const user = c.var.user;
+      const id = newMediaId(user);
+      unwrap(await callUser(env, user, "reserveMedia", id, length, mime, preview ?? null, envNumber(env.MEDIA_QUOTA_BYTES, 1024 ** 3)));
+      try {
+        const [toDigest, toBucket] = body.tee();
+        const digest = new crypto.DigestStream("SHA-256");
+        const fixed = new FixedLengthStream(length);
+        const [sum] = await Promise.all([
+          toDigest.pipeTo(digest).then(() => digest.digest),
+          toBucket.pipeTo(fixed.writable),
+          env.MEDIA.put(mediaKey(id), fixed.readable, { httpMetadata: { contentType: mime }, customMetadata: { owner: user } }),
+        ]);
+        const sha256 = hex(sum);
+        await callUser(env, user, "commitMedia", id, sha256);
+        return c.json({ media_id: id, size: length, mime, sha256, ...(preview ? { preview } : {}) }, 201);
+      } catch (err) {
+        // Nothing half-stored stays: the object (if any) and the reservation go.
+        await env.MEDIA.delete(mediaKey(id));
+        await callUser(env, user, "abortMedia", id);
+        throw new ApiError("invalid_request", `upload failed: the body did not match Content-Length (${err instanceof Error ? err.message : "stream error"})`);
+      }
+    },
+  )
+  .get(
+    "/:media_id",
+    doc({
+      summary: "Download media (Range requests supported) if you can see an entry that references it",
+      tag: "media",
+      ok: { status: 200, description: "the bytes (206 for a range)", contentType: "application/octet-stream" },
+      errors: ["invalid_request", "forbidden", "not_found"],
+    }),
+    valid("param", z.object({ media_id: mediaId })),
+    async (c) => {
+      const id = c.req.valid("param").media_id;
+      const owner = mediaOwner(id)!;
+      const info = await callUser(c.env, owner, "mediaInfo", id);
+      if (!info) throw new ApiError("not_found", "no such media");
+      if (c.var.user !== owner) {
+        let allowed = false;
+        for (const conv of info.conversations) {
+          if (await callConversation(c.env, conv, "canSeeMedia", c.var.user, id)) {
+            allowed = true;
+            break;
+          }
+        }
+        if (!allowed) throw new ApiError("forbidden", "you cannot see an entry that references this media");
+      }
+      const object = await c.env.MEDIA.get(mediaKey(id), { range: c.req.raw.headers, onlyIf: c.req.raw.headers });
+      if (object === null) throw new ApiError("not_found", "no such media");
+      const headers = new Headers({
+        etag: object.httpEtag,
+        "accept-ranges": "bytes",
+        // Content never changes under an id, but it is private to the conversation's members.
+        "cache-control": "private, max-age=31536000, immutable",
+        "content-type": info.attachment.mime,
+        "x-content-sha256": info.attachment.sha256,
+      });
+      if (!("body" in object)) return new Response(null, { status: 304, headers });
+      const range = object.range as { offset?: number; length?: number } | undefined;
+      if (range && c.req.header("range")) {
+        const offset = range.offset ?? 0;
+        const length = range.length ?? object.size - offset;
+        headers.set("content-range", `bytes ${offset}-${offset + length - 1}/${object.size}`);
+        headers.set("content-length", String(length));
+        return new Response(object.body, { status: 206, headers });
+      }
+      headers.set("content-length", String(object.size));
+      return new Response(object.body, { status: 200, headers });
+    },
+  );
