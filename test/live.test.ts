@@ -188,6 +188,18 @@ describe("inbox socket", () => {
     phone.close();
   });
 
+  it("tells an online device that to-device entries are waiting", async () => {
+    const alice = await Device.of(uid("alice"));
+    const bob = await Device.of(uid("bob"));
+    await alice.createConversation([bob.user]);
+    const inbox = await TestSocket.must(`/v1/inbox`, bob.jwt);
+    await inbox.next("hello");
+    const res = await alice.post("/v1/to-device", { user: bob.user, client_msg_id: uid("k"), body: { key: 1 } });
+    expect(res.status).toBe(202);
+    expect(await inbox.next("to_device")).toEqual({ type: "to_device", pending: 1 });
+    inbox.close();
+  });
+
   it("sends membership frames", async () => {
     const alice = await Device.of(uid("alice"));
     const bob = await Device.of(uid("bob"));

@@ -79,7 +79,12 @@ export interface MembershipFrame {
   conversation_id: string;
   membership: Membership;
 }
-export type InboxServerFrame = InboxHelloFrame | PokeFrame | ReadFrame | MembershipFrame | ErrorFrame;
+/** Extension: entries were queued for this device (GET /v1/to-device fetches them). */
+export interface ToDeviceFrame {
+  type: "to_device";
+  pending: number;
+}
+export type InboxServerFrame = InboxHelloFrame | PokeFrame | ReadFrame | MembershipFrame | ToDeviceFrame | ErrorFrame;
 
 /** Close code for a live socket whose user stopped being a member. */
 export const CLOSE_NOT_MEMBER = 4003;

@@ -8,7 +8,7 @@ import { DurableObject } from "cloudflare:workers";
 import { IttyRouter } from "itty-router";
 import type { Env } from "../env";
 import { fail, ok, type Result } from "../protocol/errors";
-import type { InboxHelloFrame, InboxServerFrame } from "../protocol/frames";
+import type { InboxHelloFrame, InboxServerFrame, ToDeviceFrame } from "../protocol/frames";
 import type { CursorCheck, IndexUpdate } from "../protocol/internal";
 import { LIMITS } from "../protocol/limits";
 import type {
@@ -571,6 +571,11 @@ export class UserDO extends DurableObject<Env> {
         input.from.user, input.from.device, input.clientMsgId, targets.length, now,
       );
     });
+    // Wake the addressed devices that are online: they fetch GET /v1/to-device.
+    for (const device of targets) {
+      const frame: ToDeviceFrame = { type: "to_device", pending: this.#queueLength(device) };
+      for (const ws of openSockets(this.ctx, `d:${device}`)) sendFrame(ws, frame);
+    }
     return ok({ queued: targets.length, duplicate: false });
   }
 
