@@ -3,7 +3,6 @@
  * membership history, the read mirror with exact unread counts, and the outbox
  * that tells each member's UserDO about new entries.
  */
-import { DurableObject } from "cloudflare:workers";
 import { IttyRouter } from "itty-router";
 import type { Env } from "../env";
 import { fail, ok, type Failure, type Result } from "../protocol/errors";
@@ -24,8 +23,7 @@ import type {
   SenderRef,
 } from "../protocol/types";
 import { envNumber, RowBudget, shedRetryAfter } from "../storage/admission";
-import { SchemaGate } from "../storage/init";
-import { Sql } from "../storage/sql";
+import { SqlDurableObject } from "../storage/sql-object";
 import { log } from "../observability/log";
 import { metrics } from "../observability/metrics";
 import { callUser } from "../worker/stubs";
@@ -101,9 +99,7 @@ export interface CreateInput {
   retention?: RetentionPolicy;
 }
 
-export class ConversationDO extends DurableObject<Env> {
-  readonly #sql: Sql;
-  readonly #gate: SchemaGate;
+export class ConversationDO extends SqlDurableObject {
   /** Cached copy of the `conversation` row; storage is the truth and rebuilds it on wake. */
   #meta: Meta | null = null;
   #draining: Promise<void> = Promise.resolve();
@@ -111,20 +107,24 @@ export class ConversationDO extends DurableObject<Env> {
   readonly #router = IttyRouter().get("/live", (req) => this.#openLive(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
+    super(ctx, env, CONVERSATION_MIGRATIONS);
+    // After the schema (queued first); a failed schema surfaces through ready() instead.
+    void ctx.blockConcurrencyWhile(async () => {
+      try {
+        this.#meta = this.sql.first<Meta & Record<string, SqlStorageValue>>("SELECT * FROM conversation") ?? null;
+      } catch {
+        this.#meta = null;
+      }
+    });
     // Answered by the runtime without waking a hibernating object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.#budget = new RowBudget(envNumber(env.ADMISSION_PAGE_ROWS_PER_SECOND, 50_000));
-    this.#sql = new Sql(ctx.storage);
-    this.#gate = new SchemaGate(ctx, CONVERSATION_MIGRATIONS, () => {
-      this.#meta = this.#sql.first<Meta & Record<string, SqlStorageValue>>("SELECT * FROM conversation") ?? null;
-    });
   }
 
   // ---- RPC surface (called by the Worker) ----
 
   async create(input: CreateInput): Promise<Result<ConversationSummary>> {
-    this.#gate.check();
+    this.ready();
     if (this.#meta) return fail("conflict", `conversation ${input.id} already exists`);
     const members = [...new Set([input.creator.user, ...input.members])];
     if (members.length > LIMITS.maxMembers) return fail("invalid_request", `at most ${LIMITS.maxMembers} members`);
@@ -143,7 +143,7 @@ export class ConversationDO extends DurableObject<Env> {
       max_messages: input.retention?.max_messages ?? null,
     };
     this.ctx.storage.transactionSync(() => {
-      this.#sql.run(
+      this.sql.run(
         `INSERT INTO conversation (singleton, id, epoch, created_at, created_by, head_seq, floor_seq, version, max_age_seconds, max_messages)
          VALUES (1, ?, ?, ?, ?, 0, 0, 0, ?, ?)`,
         meta.id, meta.epoch, meta.created_at, meta.created_by, meta.max_age_seconds, meta.max_messages,
@@ -167,7 +167,7 @@ export class ConversationDO extends DurableObject<Env> {
     const meta = this.#ready();
     if (!meta.ok) return meta;
     if (!this.#isActive(actor.user)) return this.#notMember(actor.user);
-    const active = new Set(this.#sql.all<{ user_id: string }>("SELECT user_id FROM members WHERE active = 1").map((r) => r.user_id));
+    const active = new Set(this.sql.all<{ user_id: string }>("SELECT user_id FROM members WHERE active = 1").map((r) => r.user_id));
     const removed = [...new Set(remove)].filter((u) => active.has(u));
     const added = [...new Set(add)].filter((u) => !active.has(u) && !removed.includes(u));
     if (active.size - removed.length + added.length > LIMITS.maxMembers) {
@@ -186,7 +186,7 @@ export class ConversationDO extends DurableObject<Env> {
   async send(sender: SenderRef, clientMsgId: string, bodyJson: string, attachments: Attachment[] = []): Promise<Result<SendResult>> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
-    const existing = this.#sql.first<EntryRow>(
+    const existing = this.sql.first<EntryRow>(
       "SELECT * FROM entries WHERE sender_user = ? AND sender_device = ? AND client_msg_id = ?",
       sender.user, sender.device, clientMsgId,
     );
@@ -261,7 +261,7 @@ export class ConversationDO extends DurableObject<Env> {
       const target = Math.min(read, visibleHead);
       if (member && target > member.read_seq) {
         this.ctx.storage.transactionSync(() => {
-          this.#sql.run("UPDATE members SET read_seq = ?, unread = ? WHERE user_id = ?", target, this.#countUnread(user, target), user);
+          this.sql.run("UPDATE members SET read_seq = ?, unread = ? WHERE user_id = ?", target, this.#countUnread(user, target), user);
           const version = this.#bumpVersion();
           this.#enqueuePoke([user], version, Date.now());
         });
@@ -270,7 +270,7 @@ export class ConversationDO extends DurableObject<Env> {
     }
     const clamped = received === null ? null : Math.min(received, visibleHead);
     if (apply && clamped !== null) {
-      this.#sql.run(
+      this.sql.run(
         `INSERT INTO device_cursors (user_id, device_id, received) VALUES (?, ?, ?)
          ON CONFLICT (user_id, device_id) DO UPDATE SET received = max(received, excluded.received)`,
         user, who.device, clamped,
@@ -287,7 +287,7 @@ export class ConversationDO extends DurableObject<Env> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
     if (this.#intervals(user).length === 0) return this.#notMember(user);
-    const rows = this.#sql.all<{ recipient_user: string; recipient_device: string; entries: number; last_seq: number; updated_at: number }>(
+    const rows = this.sql.all<{ recipient_user: string; recipient_device: string; entries: number; last_seq: number; updated_at: number }>(
       `SELECT recipient_user, recipient_device, entries, last_seq, updated_at FROM expired_undelivered
        WHERE sender_user = ? ORDER BY recipient_user, recipient_device`,
       user,
@@ -307,10 +307,10 @@ export class ConversationDO extends DurableObject<Env> {
 
   /** True when `user` may see an entry of this conversation that references the media. */
   async canSeeMedia(user: string, mediaId: string): Promise<boolean> {
-    this.#gate.check();
+    this.ready();
     if (!this.#meta) return false;
     const ranges = visibleRanges(this.#intervals(user), this.#meta.floor_seq, this.#meta.head_seq);
-    return this.#sql
+    return this.sql
       .all<{ seq: number }>("SELECT seq FROM media_refs WHERE media_id = ?", mediaId)
       .some(({ seq }) => ranges.some((r) => seq >= r.from && seq <= r.to));
   }
@@ -320,12 +320,12 @@ export class ConversationDO extends DurableObject<Env> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
     const meta = ready.value;
-    const outbox = this.#sql.one<{ n: number; oldest: number | null }>("SELECT count(*) AS n, min(first_at) AS oldest FROM outbox");
+    const outbox = this.sql.one<{ n: number; oldest: number | null }>("SELECT count(*) AS n, min(first_at) AS oldest FROM outbox");
     return ok({
       id: meta.id,
       head_seq: meta.head_seq,
       floor_seq: meta.floor_seq,
-      members: this.#sql.one<{ n: number }>("SELECT count(*) AS n FROM members WHERE active = 1").n,
+      members: this.sql.one<{ n: number }>("SELECT count(*) AS n FROM members WHERE active = 1").n,
       live_sockets: this.ctx.getWebSockets().length,
       outbox_pending: outbox.n,
       oldest_undelivered_ms: outbox.oldest === null ? 0 : Date.now() - outbox.oldest,
@@ -340,7 +340,7 @@ export class ConversationDO extends DurableObject<Env> {
    * confirmed), then enforces retention a bounded batch at a time.
    */
   override async alarm(): Promise<void> {
-    this.#gate.check();
+    this.ready();
     await this.#drainNow();
     if (!this.#meta) return;
     let more = false;
@@ -355,7 +355,7 @@ export class ConversationDO extends DurableObject<Env> {
   // ---- live sockets ----
 
   override async fetch(request: Request): Promise<Response> {
-    this.#gate.check();
+    this.ready();
     const res = (await this.#router.fetch(request)) as Response | undefined;
     return res ?? errorResponse("not_found", "no such route");
   }
@@ -413,7 +413,7 @@ export class ConversationDO extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    this.#gate.check();
+    this.ready();
     const who = identityOf<LiveIdentity>(ws);
     if (!who) return closeSocket(ws, 1011, "unknown socket");
     const size = typeof message === "string" ? message.length : message.byteLength;
@@ -480,7 +480,7 @@ export class ConversationDO extends DurableObject<Env> {
   #readPieces(pieces: readonly Range[]): Message[] {
     const messages: Message[] = [];
     for (const piece of pieces) {
-      for (const row of this.#sql.all<EntryRow>("SELECT * FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq", piece.from, piece.to)) {
+      for (const row of this.sql.all<EntryRow>("SELECT * FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq", piece.from, piece.to)) {
         messages.push(toMessage(row));
       }
     }
@@ -502,19 +502,19 @@ export class ConversationDO extends DurableObject<Env> {
       created_at: now,
       attachments: attachments.length > 0 ? JSON.stringify(attachments) : null,
     };
-    this.#sql.run(
+    this.sql.run(
       `INSERT INTO entries (seq, msg_id, type, sender_user, sender_device, client_msg_id, body, created_at, attachments)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.seq, row.msg_id, row.type, row.sender_user, row.sender_device, row.client_msg_id, row.body, row.created_at, row.attachments,
     );
-    for (const a of attachments) this.#sql.run("INSERT OR IGNORE INTO media_refs (media_id, seq) VALUES (?, ?)", a.media_id, row.seq);
+    for (const a of attachments) this.sql.run("INSERT OR IGNORE INTO media_refs (media_id, seq) VALUES (?, ?)", a.media_id, row.seq);
     if (type === "message") {
-      this.#sql.run("UPDATE members SET unread = unread + 1 WHERE active = 1 AND user_id != ?", sender.user);
+      this.sql.run("UPDATE members SET unread = unread + 1 WHERE active = 1 AND user_id != ?", sender.user);
     }
     meta.head_seq = row.seq;
-    this.#sql.run("UPDATE conversation SET head_seq = ? WHERE singleton = 1", row.seq);
+    this.sql.run("UPDATE conversation SET head_seq = ? WHERE singleton = 1", row.seq);
     const version = this.#bumpVersion();
-    this.#sql.run(
+    this.sql.run(
       `INSERT INTO outbox (user_id, version, first_at) SELECT user_id, ?, ? FROM members WHERE active = 1
        ON CONFLICT (user_id) DO UPDATE SET version = excluded.version`,
       version, now,
@@ -526,18 +526,18 @@ export class ConversationDO extends DurableObject<Env> {
   #appendMemberChange(actor: SenderRef, change: MemberChangeBody, now: number): EntryRow {
     const row = this.#append("member", actor, null, JSON.stringify(change), now);
     for (const user of change.removed) {
-      this.#sql.run("UPDATE intervals SET to_seq = ? WHERE user_id = ? AND to_seq IS NULL", row.seq, user);
-      this.#sql.run("UPDATE members SET active = 0 WHERE user_id = ?", user);
+      this.sql.run("UPDATE intervals SET to_seq = ? WHERE user_id = ? AND to_seq IS NULL", row.seq, user);
+      this.sql.run("UPDATE members SET active = 0 WHERE user_id = ?", user);
     }
     for (const user of change.added) {
-      this.#sql.run("INSERT INTO intervals (user_id, from_seq, to_seq) VALUES (?, ?, NULL)", user, row.seq);
-      this.#sql.run(
+      this.sql.run("INSERT INTO intervals (user_id, from_seq, to_seq) VALUES (?, ?, NULL)", user, row.seq);
+      this.sql.run(
         `INSERT INTO members (user_id, active, read_seq, unread) VALUES (?, 1, 0, 0)
          ON CONFLICT (user_id) DO UPDATE SET active = 1`,
         user,
       );
       const member = this.#member(user)!;
-      this.#sql.run("UPDATE members SET unread = ? WHERE user_id = ?", this.#countUnread(user, member.read_seq), user);
+      this.sql.run("UPDATE members SET unread = ? WHERE user_id = ?", this.#countUnread(user, member.read_seq), user);
     }
     // Added users are active now and were covered by #append's outbox insert only if already members.
     this.#enqueuePoke([...change.added, ...change.removed], this.#meta!.version, now);
@@ -545,7 +545,7 @@ export class ConversationDO extends DurableObject<Env> {
   }
 
   #countUnread(user: string, read: number): number {
-    return this.#sql.one<{ n: number }>(
+    return this.sql.one<{ n: number }>(
       `SELECT count(*) AS n FROM entries e JOIN intervals i
          ON i.user_id = ? AND e.seq >= i.from_seq AND (i.to_seq IS NULL OR e.seq <= i.to_seq)
        WHERE e.seq > ? AND e.type = 'message' AND e.sender_user != ?`,
@@ -556,13 +556,13 @@ export class ConversationDO extends DurableObject<Env> {
   #bumpVersion(): number {
     const meta = this.#meta!;
     meta.version += 1;
-    this.#sql.run("UPDATE conversation SET version = ? WHERE singleton = 1", meta.version);
+    this.sql.run("UPDATE conversation SET version = ? WHERE singleton = 1", meta.version);
     return meta.version;
   }
 
   #enqueuePoke(users: readonly string[], version: number, now: number): void {
     for (const user of users) {
-      this.#sql.run(
+      this.sql.run(
         `INSERT INTO outbox (user_id, version, first_at) VALUES (?, ?, ?)
          ON CONFLICT (user_id) DO UPDATE SET version = excluded.version`,
         user, version, now,
@@ -588,7 +588,7 @@ export class ConversationDO extends DurableObject<Env> {
   async #drainBatches(): Promise<void> {
     for (;;) {
       const now = Date.now();
-      const due = this.#sql.all<{ user_id: string; attempts: number }>(
+      const due = this.sql.all<{ user_id: string; attempts: number }>(
         "SELECT user_id, attempts FROM outbox WHERE next_at <= ? ORDER BY next_at LIMIT ?",
         now, LIMITS.outboxBatch,
       );
@@ -602,10 +602,10 @@ export class ConversationDO extends DurableObject<Env> {
   /** One alarm serves the outbox and retention: set it to whichever is due first. */
   async #reschedule(retentionBacklog: boolean): Promise<void> {
     const now = Date.now();
-    const oldest = this.#sql.one<{ at: number | null }>("SELECT min(first_at) AS at FROM outbox").at;
+    const oldest = this.sql.one<{ at: number | null }>("SELECT min(first_at) AS at FROM outbox").at;
     if (this.#meta) metrics.gauge(this.env, "oldest_undelivered_seconds", this.#meta.id, oldest === null ? 0 : (now - oldest) / 1000);
     this.#flushMetrics();
-    const outbox = this.#sql.one<{ at: number | null }>(
+    const outbox = this.sql.one<{ at: number | null }>(
       "SELECT min(at) AS at FROM (SELECT min(next_at) AS at FROM outbox UNION ALL SELECT min(next_at) FROM media_released)",
     ).at;
     const retention = retentionBacklog ? now : this.#retentionDueAt(now);
@@ -630,7 +630,7 @@ export class ConversationDO extends DurableObject<Env> {
     const policy = this.#policy();
     if (policy.max_messages !== undefined && meta.head_seq - meta.floor_seq > policy.max_messages) return now;
     if (policy.max_age_seconds === undefined) return null;
-    const oldest = this.#sql.first<{ created_at: number }>("SELECT created_at FROM entries WHERE seq > ? ORDER BY seq LIMIT 1", meta.floor_seq);
+    const oldest = this.sql.first<{ created_at: number }>("SELECT created_at FROM entries WHERE seq > ? ORDER BY seq LIMIT 1", meta.floor_seq);
     return oldest ? oldest.created_at + policy.max_age_seconds * 1000 : null;
   }
 
@@ -648,7 +648,7 @@ export class ConversationDO extends DurableObject<Env> {
     if (policy.max_messages !== undefined) target = Math.max(target, Math.min(limit, meta.head_seq - policy.max_messages));
     if (policy.max_age_seconds !== undefined) {
       const cutoff = now - policy.max_age_seconds * 1000;
-      for (const r of this.#sql.all<{ seq: number; created_at: number }>(
+      for (const r of this.sql.all<{ seq: number; created_at: number }>(
         "SELECT seq, created_at FROM entries WHERE seq > ? AND seq <= ? ORDER BY seq", from, limit,
       )) {
         if (r.created_at >= cutoff) break;
@@ -659,17 +659,17 @@ export class ConversationDO extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       this.#recordExpiry(from, target, now);
       this.#releaseMedia(from, target);
-      this.#sql.run("DELETE FROM entries WHERE seq > ? AND seq <= ?", from, target);
+      this.sql.run("DELETE FROM entries WHERE seq > ? AND seq <= ?", from, target);
       meta.floor_seq = target;
       meta.expired_total += target - from;
-      this.#sql.run("UPDATE conversation SET floor_seq = ?, expired_total = ? WHERE singleton = 1", target, meta.expired_total);
+      this.sql.run("UPDATE conversation SET floor_seq = ?, expired_total = ? WHERE singleton = 1", target, meta.expired_total);
       // Unread counts only count entries that still exist.
-      for (const { user_id } of this.#sql.all<{ user_id: string }>("SELECT user_id FROM members WHERE read_seq < ?", target)) {
+      for (const { user_id } of this.sql.all<{ user_id: string }>("SELECT user_id FROM members WHERE read_seq < ?", target)) {
         const read = this.#member(user_id)!.read_seq;
-        this.#sql.run("UPDATE members SET unread = ? WHERE user_id = ?", this.#countUnread(user_id, read), user_id);
+        this.sql.run("UPDATE members SET unread = ? WHERE user_id = ?", this.#countUnread(user_id, read), user_id);
       }
       const version = this.#bumpVersion();
-      this.#sql.run(
+      this.sql.run(
         `INSERT INTO outbox (user_id, version, first_at) SELECT user_id, ?, ? FROM members WHERE active = 1
          ON CONFLICT (user_id) DO UPDATE SET version = excluded.version`,
         version, now,
@@ -683,30 +683,30 @@ export class ConversationDO extends DurableObject<Env> {
 
   /** Drops media references of entries in (from, to]; media no entry references any more is released to its owner. */
   #releaseMedia(from: number, to: number): void {
-    const gone = this.#sql.all<{ media_id: string }>("SELECT DISTINCT media_id FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
+    const gone = this.sql.all<{ media_id: string }>("SELECT DISTINCT media_id FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
     if (gone.length === 0) return;
-    this.#sql.run("DELETE FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
+    this.sql.run("DELETE FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
     for (const { media_id } of gone) {
-      const still = this.#sql.first("SELECT 1 AS one FROM media_refs WHERE media_id = ? LIMIT 1", media_id);
+      const still = this.sql.first("SELECT 1 AS one FROM media_refs WHERE media_id = ? LIMIT 1", media_id);
       const owner = mediaOwner(media_id);
-      if (!still && owner) this.#sql.run("INSERT OR IGNORE INTO media_released (media_id, owner) VALUES (?, ?)", media_id, owner);
+      if (!still && owner) this.sql.run("INSERT OR IGNORE INTO media_released (media_id, owner) VALUES (?, ?)", media_id, owner);
     }
   }
 
   /** Tells owners their media lost its last reference here; retried with backoff until they confirm. */
   async #drainMediaReleases(): Promise<void> {
     const now = Date.now();
-    const due = this.#sql.all<{ media_id: string; owner: string; attempts: number }>(
+    const due = this.sql.all<{ media_id: string; owner: string; attempts: number }>(
       "SELECT media_id, owner, attempts FROM media_released WHERE next_at <= ? LIMIT ?", now, LIMITS.mediaSweepBatch,
     );
     for (const d of due) {
       try {
         const res = await callUser(this.env, d.owner, "releaseMedia", d.media_id, this.#meta!.id);
         if (!res.ok) throw new Error(res.message);
-        this.#sql.run("DELETE FROM media_released WHERE media_id = ?", d.media_id);
+        this.sql.run("DELETE FROM media_released WHERE media_id = ?", d.media_id);
       } catch (err) {
         const backoff = Math.min(LIMITS.outboxMaxBackoffMs, 1000 * 2 ** d.attempts);
-        this.#sql.run("UPDATE media_released SET attempts = attempts + 1, next_at = ? WHERE media_id = ?", now + backoff, d.media_id);
+        this.sql.run("UPDATE media_released SET attempts = attempts + 1, next_at = ? WHERE media_id = ?", now + backoff, d.media_id);
         log("media_release_failed", { conversation: this.#meta?.id, media: d.media_id, error: String(err) });
       }
     }
@@ -714,21 +714,21 @@ export class ConversationDO extends DurableObject<Env> {
 
   /** Counts, per sender, the messages in (from, to] each recipient device never received. */
   #recordExpiry(from: number, to: number, now: number): void {
-    const recipients = this.#sql.all<{ user_id: string }>(
+    const recipients = this.sql.all<{ user_id: string }>(
       "SELECT DISTINCT user_id FROM intervals WHERE from_seq <= ? AND (to_seq IS NULL OR to_seq > ?)", to, from,
     );
     for (const { user_id: user } of recipients) {
-      const devices = this.#sql.all<{ device_id: string; received: number }>("SELECT device_id, received FROM device_cursors WHERE user_id = ?", user);
+      const devices = this.sql.all<{ device_id: string; received: number }>("SELECT device_id, received FROM device_cursors WHERE user_id = ?", user);
       const targets = devices.length > 0 ? devices.filter((d) => d.received < to).map((d) => ({ device: d.device_id, after: Math.max(from, d.received) })) : [{ device: "*", after: from }];
       for (const t of targets) {
-        const rows = this.#sql.all<{ sender: string; n: number; last: number }>(
+        const rows = this.sql.all<{ sender: string; n: number; last: number }>(
           `SELECT e.sender_user AS sender, count(*) AS n, max(e.seq) AS last FROM entries e JOIN intervals i
              ON i.user_id = ? AND e.seq >= i.from_seq AND (i.to_seq IS NULL OR e.seq <= i.to_seq)
            WHERE e.seq > ? AND e.seq <= ? AND e.type = 'message' AND e.sender_user != ? GROUP BY e.sender_user`,
           user, t.after, to, user,
         );
         for (const r of rows) {
-          this.#sql.run(
+          this.sql.run(
             `INSERT INTO expired_undelivered (sender_user, recipient_user, recipient_device, entries, last_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (sender_user, recipient_user, recipient_device) DO UPDATE SET entries = entries + excluded.entries,
                last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at`,
@@ -742,7 +742,7 @@ export class ConversationDO extends DurableObject<Env> {
   /** Entries served again to a device that already acknowledged them (its cursor was wrong or lost). */
   #countDuplicates(who: SenderRef, messages: readonly Message[]): void {
     if (messages.length === 0) return;
-    const received = this.#sql.first<{ received: number }>(
+    const received = this.sql.first<{ received: number }>(
       "SELECT received FROM device_cursors WHERE user_id = ? AND device_id = ?", who.user, who.device,
     )?.received;
     if (received === undefined) return;
@@ -765,7 +765,7 @@ export class ConversationDO extends DurableObject<Env> {
   #countUnavailable(who: SenderRef, gaps: readonly Gap[], intervals: readonly Range[]): void {
     const gap = gaps.find((g) => g.reason === "retention");
     if (!gap) return;
-    const reported = this.#sql.first<{ up_to: number }>(
+    const reported = this.sql.first<{ up_to: number }>(
       "SELECT up_to FROM retention_reported WHERE user_id = ? AND device_id = ?", who.user, who.device,
     )?.up_to ?? 0;
     const lo = Math.max(gap.from, reported + 1);
@@ -773,7 +773,7 @@ export class ConversationDO extends DurableObject<Env> {
     const n = intervals.reduce((sum, r) => sum + Math.max(0, Math.min(r.to, gap.to) - Math.max(r.from, lo) + 1), 0);
     const meta = this.#meta!;
     this.ctx.storage.transactionSync(() => {
-      this.#sql.run(
+      this.sql.run(
         `INSERT INTO retention_reported (user_id, device_id, up_to) VALUES (?, ?, ?)
          ON CONFLICT (user_id, device_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)`,
         who.user, who.device, gap.to,
@@ -781,7 +781,7 @@ export class ConversationDO extends DurableObject<Env> {
       if (n > 0) {
         metrics.count(this.env, "retention_unavailable_total", n);
         meta.unavailable_total += n;
-        this.#sql.run("UPDATE conversation SET unavailable_total = ? WHERE singleton = 1", meta.unavailable_total);
+        this.sql.run("UPDATE conversation SET unavailable_total = ? WHERE singleton = 1", meta.unavailable_total);
       }
     });
   }
@@ -796,11 +796,11 @@ export class ConversationDO extends DurableObject<Env> {
         try {
           const res = await callUser(this.env, user, "applyConversation", update);
           if (!res.ok) throw new Error(res.message);
-          this.#sql.run("DELETE FROM outbox WHERE user_id = ? AND version <= ?", user, update.version);
+          this.sql.run("DELETE FROM outbox WHERE user_id = ? AND version <= ?", user, update.version);
         } catch (err) {
           failures++;
           const backoff = Math.min(LIMITS.outboxMaxBackoffMs, 100 * 2 ** attempts) * (0.5 + Math.random() / 2);
-          this.#sql.run("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE user_id = ?", Date.now() + backoff, user);
+          this.sql.run("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE user_id = ?", Date.now() + backoff, user);
           log("outbox_poke_failed", { conversation: this.#meta?.id, user, attempts: attempts + 1, error: String(err) });
         }
       }
@@ -812,12 +812,12 @@ export class ConversationDO extends DurableObject<Env> {
   // ---- reads of derived state ----
 
   #ready(): Result<Meta> {
-    this.#gate.check();
+    this.ready();
     return this.#meta ? ok(this.#meta) : fail("not_found", "no such conversation");
   }
 
   #member(user: string): MemberRow | undefined {
-    return this.#sql.first<MemberRow>("SELECT * FROM members WHERE user_id = ?", user);
+    return this.sql.first<MemberRow>("SELECT * FROM members WHERE user_id = ?", user);
   }
 
   #isActive(user: string): boolean {
@@ -830,7 +830,7 @@ export class ConversationDO extends DurableObject<Env> {
 
   #intervals(user: string): Range[] {
     const head = this.#meta!.head_seq;
-    return this.#sql
+    return this.sql
       .all<{ from_seq: number; to_seq: number | null }>("SELECT from_seq, to_seq FROM intervals WHERE user_id = ? ORDER BY from_seq", user)
       .map((r) => ({ from: r.from_seq, to: r.to_seq ?? head }));
   }
@@ -843,7 +843,7 @@ export class ConversationDO extends DurableObject<Env> {
     const meta = this.#meta!;
     const member = this.#member(user);
     const head = this.#visibleHead(user);
-    const last = this.#sql.first<{ created_at: number; sender_user: string; sender_device: string }>(
+    const last = this.sql.first<{ created_at: number; sender_user: string; sender_device: string }>(
       "SELECT created_at, sender_user, sender_device FROM entries WHERE seq = ?", head,
     );
     return {
@@ -863,7 +863,7 @@ export class ConversationDO extends DurableObject<Env> {
 
   #summary(): ConversationSummary {
     const meta = this.#meta!;
-    const members = this.#sql.all<{ user_id: string }>("SELECT user_id FROM members WHERE active = 1 ORDER BY user_id").map((r) => r.user_id);
+    const members = this.sql.all<{ user_id: string }>("SELECT user_id FROM members WHERE active = 1 ORDER BY user_id").map((r) => r.user_id);
     const retention: RetentionPolicy = {};
     if (meta.max_age_seconds !== null) retention.max_age_seconds = meta.max_age_seconds;
     if (meta.max_messages !== null) retention.max_messages = meta.max_messages;

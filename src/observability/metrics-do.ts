@@ -3,11 +3,9 @@
  * written at most once per isolate per flush interval, so it is not a hot spot;
  * Analytics Engine carries the raw points in production.
  */
-import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { SchemaGate } from "../storage/init";
 import type { Migration } from "../storage/migrate";
-import { Sql } from "../storage/sql";
+import { SqlDurableObject } from "../storage/sql-object";
 import v1 from "../../migrations/metrics/0001_init.sql";
 import type { MetricsBatch } from "./metrics";
 import { SIGNALS, type HistogramName } from "./signals";
@@ -25,37 +23,33 @@ export interface MetricsSnapshot {
   histograms: { name: string; buckets: { le: number; count: number }[]; sum: number; count: number }[];
 }
 
-export class MetricsDO extends DurableObject<Env> {
-  readonly #sql: Sql;
-  readonly #gate: SchemaGate;
+export class MetricsDO extends SqlDurableObject {
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.#sql = new Sql(ctx.storage);
-    this.#gate = new SchemaGate(ctx, MIGRATIONS, () => undefined);
+    super(ctx, env, MIGRATIONS);
   }
 
   async add(batch: MetricsBatch): Promise<void> {
-    this.#gate.check();
+    this.ready();
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const c of batch.counters) {
-        this.#sql.run(
+        this.sql.run(
           `INSERT INTO counters (name, labels, value) VALUES (?, ?, ?)
            ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value`,
           c.name, c.labels, c.value,
         );
       }
       for (const g of batch.gauges) {
-        this.#sql.run(
+        this.sql.run(
           `INSERT INTO gauges (name, source, value, updated_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (name, source) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
           g.name, g.source, g.value, now,
         );
       }
       for (const o of batch.observations) this.#observe(o.name, o.value);
-      this.#sql.run("DELETE FROM gauges WHERE updated_at < ?", now - GAUGE_FRESH_MS);
-      this.#sql.run(
+      this.sql.run("DELETE FROM gauges WHERE updated_at < ?", now - GAUGE_FRESH_MS);
+      this.sql.run(
         "DELETE FROM gauges WHERE (name, source) IN (SELECT name, source FROM gauges ORDER BY updated_at DESC LIMIT -1 OFFSET ?)",
         MAX_GAUGE_SOURCES,
       );
@@ -63,19 +57,19 @@ export class MetricsDO extends DurableObject<Env> {
   }
 
   async snapshot(): Promise<MetricsSnapshot> {
-    this.#gate.check();
+    this.ready();
     const fresh = Date.now() - GAUGE_FRESH_MS;
-    const counters = this.#sql
+    const counters = this.sql
       .all<{ name: string; labels: string; value: number }>("SELECT name, labels, value FROM counters ORDER BY name, labels")
       .map((r) => ({ name: r.name, labels: JSON.parse(r.labels) as Record<string, string>, value: r.value }));
-    const gauges = this.#sql.all<{ name: string; value: number; sources: number }>(
+    const gauges = this.sql.all<{ name: string; value: number; sources: number }>(
       "SELECT name, max(value) AS value, count(*) AS sources FROM gauges WHERE updated_at >= ? GROUP BY name", fresh,
     );
     const histograms = (Object.keys(SIGNALS) as (keyof typeof SIGNALS)[])
       .filter((n): n is HistogramName => SIGNALS[n].type === "histogram")
       .map((name) => {
-        const sums = this.#sql.first<{ sum: number; count: number }>("SELECT sum, count FROM histogram_sums WHERE name = ?", name);
-        const buckets = this.#sql.all<{ le: number; count: number }>("SELECT le, count FROM histograms WHERE name = ? ORDER BY le", name);
+        const sums = this.sql.first<{ sum: number; count: number }>("SELECT sum, count FROM histogram_sums WHERE name = ?", name);
+        const buckets = this.sql.all<{ le: number; count: number }>("SELECT le, count FROM histograms WHERE name = ? ORDER BY le", name);
         return { name, buckets: buckets.map((b) => ({ le: b.le >= INF ? Infinity : b.le, count: b.count })), sum: sums?.sum ?? 0, count: sums?.count ?? 0 };
       });
     return { at: Date.now(), counters, gauges, histograms };
@@ -84,12 +78,12 @@ export class MetricsDO extends DurableObject<Env> {
   #observe(name: HistogramName, value: number): void {
     for (const le of [...SIGNALS[name].buckets, INF]) {
       if (value > le) continue;
-      this.#sql.run(
+      this.sql.run(
         "INSERT INTO histograms (name, le, count) VALUES (?, ?, 1) ON CONFLICT (name, le) DO UPDATE SET count = count + 1",
         name, le,
       );
     }
-    this.#sql.run(
+    this.sql.run(
       `INSERT INTO histogram_sums (name, sum, count) VALUES (?, ?, 1)
        ON CONFLICT (name) DO UPDATE SET sum = sum + excluded.sum, count = count + 1`,
       name, value,

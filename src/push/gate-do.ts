@@ -6,10 +6,8 @@
  * The bucket lives in memory: the object only leaves memory after it has been
  * idle, by which time a fresh bucket is what the refill would have produced.
  */
-import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { SchemaGate } from "../storage/init";
-import { Sql } from "../storage/sql";
+import { SqlDurableObject } from "../storage/sql-object";
 import type { Migration } from "../storage/migrate";
 import v1 from "../../migrations/push_gate/0001_init.sql";
 import { pushTuning, type PushTuning } from "./settings";
@@ -30,9 +28,7 @@ export type DeadLetter = {
 
 export type GateStats = Record<"granted" | "denied" | "delivered" | "throttled" | "server_errors" | "dead_tokens" | "breaker_trips" | "dead_letters", number>;
 
-export class PushGateDO extends DurableObject<Env> {
-  readonly #sql: Sql;
-  readonly #gate: SchemaGate;
+export class PushGateDO extends SqlDurableObject {
   readonly #tuning: PushTuning;
   #tokens: number;
   #refilledAt = Date.now();
@@ -41,16 +37,14 @@ export class PushGateDO extends DurableObject<Env> {
   #openUntil = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.#sql = new Sql(ctx.storage);
-    this.#gate = new SchemaGate(ctx, MIGRATIONS, () => undefined);
+    super(ctx, env, MIGRATIONS);
     this.#tuning = pushTuning(env);
     this.#tokens = this.#tuning.burst;
   }
 
   /** Asks to send one request to the provider now. */
   async acquire(): Promise<Permit> {
-    this.#gate.check();
+    this.ready();
     const now = Date.now();
     const denied = (retryAfterMs: number, reason: "rate" | "paused" | "circuit_open"): Permit => {
       this.#count("denied");
@@ -68,7 +62,7 @@ export class PushGateDO extends DurableObject<Env> {
 
   /** The outcome of a granted request; feeds the pause and the breaker. */
   async report(outcome: GateReport, retryAfterSeconds?: number): Promise<void> {
-    this.#gate.check();
+    this.ready();
     const now = Date.now();
     if (outcome === "server_error") {
       this.#count("server_errors");
@@ -91,27 +85,27 @@ export class PushGateDO extends DurableObject<Env> {
   }
 
   async recordDeadLetter(letter: DeadLetter): Promise<void> {
-    this.#gate.check();
+    this.ready();
     this.ctx.storage.transactionSync(() => {
-      this.#sql.run(
+      this.sql.run(
         "INSERT INTO dead_letters (user_id, device_id, conversation_id, attempts, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         letter.user_id, letter.device_id, letter.conversation_id, letter.attempts, letter.reason, Date.now(),
       );
-      this.#sql.run("DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?", MAX_DEAD_LETTERS);
+      this.sql.run("DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?", MAX_DEAD_LETTERS);
       this.#count("dead_letters");
     });
   }
 
   async stats(): Promise<{ stats: GateStats; dead_letters: (DeadLetter & { created_at: number })[]; circuit_open: boolean }> {
-    this.#gate.check();
-    const stats = this.#sql.one<GateStats>("SELECT granted, denied, delivered, throttled, server_errors, dead_tokens, breaker_trips, dead_letters FROM gate_stats");
-    const letters = this.#sql.all<DeadLetter & { created_at: number }>(
+    this.ready();
+    const stats = this.sql.one<GateStats>("SELECT granted, denied, delivered, throttled, server_errors, dead_tokens, breaker_trips, dead_letters FROM gate_stats");
+    const letters = this.sql.all<DeadLetter & { created_at: number }>(
       "SELECT user_id, device_id, conversation_id, attempts, reason, created_at FROM dead_letters ORDER BY id DESC LIMIT 100",
     );
     return { stats, dead_letters: letters, circuit_open: this.#openUntil > Date.now() };
   }
 
   #count(field: keyof GateStats): void {
-    this.#sql.run(`UPDATE gate_stats SET ${field} = ${field} + 1`);
+    this.sql.run(`UPDATE gate_stats SET ${field} = ${field} + 1`);
   }
 }

@@ -8,11 +8,10 @@ import { migrate, type Migration } from "./migrate";
 export class SchemaGate {
   #error: unknown = null;
 
-  constructor(ctx: DurableObjectState, migrations: readonly Migration[], onReady: () => void) {
+  constructor(ctx: DurableObjectState, migrations: readonly Migration[]) {
     void ctx.blockConcurrencyWhile(async () => {
       try {
         migrate(ctx.storage, migrations);
-        onReady();
       } catch (err) {
         this.#error = err;
         console.error(JSON.stringify({ event: "schema_failed", error: String(err) }));
