@@ -272,15 +272,43 @@ async function createDevice(user: string, device: string, peers: string[], root:
     }
   });
 
+  // Pushes arriving: the local receiver lists what the Worker sent; a device gets them while it is offline.
+  const pushToken = `demo-${user}-${device}`;
+  let pushesSeen = 0;
+  const pollPushes = async () => {
+    try {
+      const res = await fetch(`${location.protocol}//${location.hostname}:8789/pushes`);
+      const pushes = ((await res.json()) as PushSeen[]).filter((p) => p.token === pushToken);
+      if (pushes.length > pushesSeen) {
+        const p = pushes[0]!;
+        note(`push: conversation ${p.conversation_id} head ${p.head_seq}, ${p.unread} unread`);
+      }
+      pushesSeen = pushes.length;
+      stat("push", String(pushesSeen));
+    } catch {
+      stat("push", "no receiver");
+    }
+  };
+  setInterval(() => void pollPushes(), 2000);
+
   await client.ready();
   client.show(conv);
   if (navigator.onLine && !view.forcedOffline) {
     // Best effort: register the device and make sure the conversation exists (409 = someone else made it).
-    await client.registerDevice().catch((e: unknown) => note(`register: ${String(e)}`));
+    // A webhook push target: `npm start` runs the receiver the Worker posts to (scripts/push-receiver.mjs).
+    await client.registerDevice({ provider: "webhook", token: pushToken }).catch((e: unknown) => note(`register: ${String(e)}`));
     await client.createConversation({ id: conv, members: peers }).catch((e: unknown) => note(`create: ${e instanceof Error ? e.message : String(e)}`));
   }
   apply();
   return view;
+}
+
+/** What scripts/push-receiver.mjs lists at GET /pushes (the webhook body plus when it arrived). */
+interface PushSeen {
+  token: string;
+  conversation_id: string;
+  head_seq: number;
+  unread: number;
 }
 
 async function main(): Promise<void> {

@@ -644,7 +644,7 @@ export class OfflineClient {
    * Registers this device (POST /v1/devices), optionally with a push target.
    *
    * @example
-   * await client.registerDevice({ provider: "webpush", token: JSON.stringify(subscription) });
+   * await client.registerDevice({ provider: "webpush", token: subscription.endpoint, keys: subscription.toJSON().keys });
    */
   registerDevice(push?: PushTarget | null): Promise<DeviceInfo> {
     return this.#request<DeviceInfo>("POST", "/v1/devices", push ? { push } : {});
