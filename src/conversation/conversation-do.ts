@@ -104,6 +104,8 @@ export class ConversationDO extends SqlDurableObject {
   #meta: Meta | null = null;
   #draining: Promise<void> = Promise.resolve();
   readonly #budget: RowBudget;
+  /** When the alarm is known to be set (a hint only; storage is the truth). */
+  #alarmAt: number | null = null;
   readonly #router = IttyRouter().get("/live", (req) => this.#openLive(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -341,6 +343,7 @@ export class ConversationDO extends SqlDurableObject {
    */
   override async alarm(): Promise<void> {
     this.ready();
+    this.#alarmAt = null; // this alarm is the one that was set
     await this.#drainNow();
     if (!this.#meta) return;
     let more = false;
@@ -574,8 +577,13 @@ export class ConversationDO extends SqlDurableObject {
 
   async #scheduleDrain(delayMs: number): Promise<void> {
     const due = Date.now() + delayMs;
+    // A send in a burst finds the alarm already set: skip the storage round trip.
+    if (this.#alarmAt !== null && this.#alarmAt <= due && this.#alarmAt > Date.now()) return;
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > due) await this.ctx.storage.setAlarm(due);
+    if (current === null || current > due) {
+      await this.ctx.storage.setAlarm(due);
+      this.#alarmAt = due;
+    } else this.#alarmAt = current;
   }
 
   /** Serialises drains: an inline drain and the alarm never poke concurrently. */
@@ -610,7 +618,10 @@ export class ConversationDO extends SqlDurableObject {
     ).at;
     const retention = retentionBacklog ? now : this.#retentionDueAt(now);
     const due = Math.min(outbox ?? Infinity, retention ?? Infinity);
-    if (due !== Infinity) await this.ctx.storage.setAlarm(Math.max(due, now));
+    if (due !== Infinity) {
+      this.#alarmAt = Math.max(due, now);
+      await this.ctx.storage.setAlarm(this.#alarmAt);
+    } else this.#alarmAt = null;
   }
 
   // ---- retention ----

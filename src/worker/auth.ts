@@ -27,7 +27,33 @@ function bearer(header: string | undefined): string | null {
   return match ? match[1]! : null;
 }
 
+/**
+ * Tokens this isolate already verified, until their `exp`: a device sends many
+ * requests with one token, and the signature check is the Worker's largest
+ * fixed cost per request. Keyed by the whole token (signature included) and the
+ * secret it was checked with, so a forged or re-signed token never hits.
+ */
+const verified = new Map<string, { secret: string; claims: JWTPayload }>();
+const MAX_VERIFIED = 10_000;
+
+function cachedClaims(token: string, secret: string): JWTPayload | null {
+  const hit = verified.get(token);
+  if (!hit || hit.secret !== secret) return null;
+  if (typeof hit.claims.exp !== "number" || hit.claims.exp * 1000 <= Date.now()) {
+    verified.delete(token);
+    return null;
+  }
+  return hit.claims;
+}
+
+function remember(token: string, secret: string, claims: JWTPayload): void {
+  if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value!);
+  verified.set(token, { secret, claims });
+}
+
 async function verifyToken(token: string, env: Env): Promise<JWTPayload> {
+  const cached = env.AUTH_SECRET ? cachedClaims(token, env.AUTH_SECRET) : null;
+  if (cached) return cached;
   let alg: string;
   try {
     alg = decode(token).header.alg;
@@ -37,7 +63,9 @@ async function verifyToken(token: string, env: Env): Promise<JWTPayload> {
   try {
     if (alg === "HS256") {
       if (!env.AUTH_SECRET) throw new Error("AUTH_SECRET is not set");
-      return await verify(token, env.AUTH_SECRET, { alg: "HS256" });
+      const claims = await verify(token, env.AUTH_SECRET, { alg: "HS256" });
+      remember(token, env.AUTH_SECRET, claims);
+      return claims;
     }
     if (env.JWKS_URL && (ASYMMETRIC as readonly string[]).includes(alg)) {
       return await verifyWithJwks(token, { jwks_uri: env.JWKS_URL, allowedAlgorithms: ASYMMETRIC });
