@@ -149,7 +149,7 @@ describe("live conversation socket", () => {
     const stub = env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(conv));
     // Attachments are what survives hibernation: check they carry identity.
     const ids = await runInDurableObject(stub, (_obj, state) => state.getWebSockets().map((s) => s.deserializeAttachment()));
-    expect(ids).toEqual([{ v: 1, user: bob.user, device: "phone", live: true }]);
+    expect(ids).toEqual([{ v: 1, user: bob.user, device: "phone" }]);
     ws.send({ type: "send", client_msg_id: "x1", body: "from bob" });
     expect(await ws.next("sent")).toMatchObject({ seq: 2 });
     ws.close();

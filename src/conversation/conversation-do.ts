@@ -36,8 +36,9 @@ import {
   parseFrame,
   reciprocateClose,
   sendFrame,
+  type SocketIdentity,
 } from "../realtime/sockets";
-import { CATCH_UP_PAGE, catchUpFrames, type LiveIdentity } from "./live";
+import { CATCH_UP_PAGE, catchUpFrames } from "./live";
 import { planBackward, planForward, visibleRanges, type Range } from "./paging";
 import { CONVERSATION_MIGRATIONS } from "./schema";
 
@@ -223,13 +224,15 @@ export class ConversationDO extends SqlDurableObject {
     if (params.after !== undefined && params.after > meta.head_seq) {
       return fail("invalid_request", `after=${params.after} is beyond head_seq ${meta.head_seq}`);
     }
-    const admitted = this.#budget.take(params.limit);
-    if (!admitted.ok) return fail("overloaded", "history reads are being shed; retry later", { retryAfter: shedRetryAfter(admitted.retryAfterMs) });
     const ranges = visibleRanges(intervals, meta.floor_seq, meta.head_seq);
     const forward = params.after !== undefined;
     const plan = forward
       ? planForward(ranges, meta.floor_seq, meta.head_seq, params.after ?? 0, params.limit)
       : planBackward(ranges, meta.floor_seq, meta.head_seq, Math.min(params.before ?? Infinity, meta.head_seq + 1), params.limit);
+    // The budget pays for the rows this page really reads, not the limit asked for.
+    const rows = plan.pieces.reduce((n, p) => n + p.to - p.from + 1, 0);
+    const admitted = this.#budget.take(Math.max(1, rows));
+    if (!admitted.ok) return fail("overloaded", "history reads are being shed; retry later", { retryAfter: shedRetryAfter(admitted.retryAfterMs) });
     const messages = this.#readPieces(plan.pieces);
     this.#countUnavailable(who, plan.gaps, intervals);
     this.#countDuplicates(who, messages);
@@ -395,8 +398,7 @@ export class ConversationDO extends SqlDurableObject {
 
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [`u:${user}`]);
-    const identity: LiveIdentity = { v: 1, user, device, live: false };
-    server.serializeAttachment(identity);
+    server.serializeAttachment({ v: 1, user, device } satisfies SocketIdentity);
     const hello: HelloFrame = { type: "hello", conversation_id: meta.id, epoch: meta.epoch, head_seq: meta.head_seq, floor_seq: meta.floor_seq };
     sendFrame(server, hello);
     const intervals = this.#intervals(user);
@@ -408,7 +410,6 @@ export class ConversationDO extends SqlDurableObject {
       if (!plan.hasMore) break;
       pos = plan.boundary;
     }
-    server.serializeAttachment({ ...identity, live: true } satisfies LiveIdentity);
     sendFrame(server, { type: "live" });
     metrics.count(this.env, "socket_connects_total", 1, { socket: "live" });
     this.#flushMetrics();
@@ -417,7 +418,7 @@ export class ConversationDO extends SqlDurableObject {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     this.ready();
-    const who = identityOf<LiveIdentity>(ws);
+    const who = identityOf(ws);
     if (!who) return closeSocket(ws, 1011, "unknown socket");
     const size = typeof message === "string" ? message.length : message.byteLength;
     if (size > LIMITS.maxRequestBytes) return void sendFrame(ws, errorFrame("payload_too_large", "frame is over 256 KiB"));
@@ -461,20 +462,22 @@ export class ConversationDO extends SqlDurableObject {
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    log("live_socket_error", { conversation: this.#meta?.id, user: identityOf<LiveIdentity>(ws)?.user, error: String(error) });
+    log("live_socket_error", { conversation: this.#meta?.id, user: identityOf(ws)?.user, error: String(error) });
   }
 
   /**
    * Sends a committed entry once to every live socket. Users removed by this
    * entry get it (it is their leave seq) and then their sockets close.
+   *
+   * Every accepted socket is live here: #openLive accepts, catches up and marks
+   * it live in one synchronous turn, so no append can run in between. That is
+   * why fan-out needs no per-socket attachment read.
    */
   #broadcast(row: EntryRow, removed: readonly string[]): void {
     const sockets = openSockets(this.ctx);
     if (sockets.length === 0) return;
     const frame = JSON.stringify({ type: "message", message: toMessage(row) } satisfies MessageFrame);
-    for (const ws of sockets) {
-      if (identityOf<LiveIdentity>(ws)?.live) sendFrame(ws, frame);
-    }
+    for (const ws of sockets) sendFrame(ws, frame);
     for (const user of removed) {
       for (const ws of this.ctx.getWebSockets(`u:${user}`)) closeSocket(ws, CLOSE_NOT_MEMBER, "no longer a member");
     }

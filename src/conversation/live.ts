@@ -1,13 +1,7 @@
 /** Frame building for live conversation sockets: bounded catch-up frames. */
 import type { MessagesFrame } from "../protocol/frames";
 import type { Gap, Message } from "../protocol/types";
-import type { SocketIdentity } from "../realtime/sockets";
 
-/** What a live socket remembers across hibernation. */
-export interface LiveIdentity extends SocketIdentity {
-  /** False during catch-up; fan-out skips the socket until it is live. */
-  live: boolean;
-}
 
 /** Catch-up frames stay under this many serialized bytes (a whole page may be larger). */
 export const MAX_FRAME_BYTES = 512 * 1024;

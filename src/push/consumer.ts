@@ -19,6 +19,8 @@ export interface DeadPush {
 }
 
 const MAX_BACKOFF_SECONDS = 3600;
+/** Gate deferrals before a task is dead-lettered (with 1–30 s waits: minutes of a throttling provider). */
+const MAX_DEFERRALS = 50;
 
 /** Full-jitter exponential backoff in whole seconds (the queue's unit), at least 1. */
 export function backoffSeconds(attempts: number): number {
@@ -45,10 +47,17 @@ async function deliver(message: Message<PushTask>, env: Env): Promise<void> {
   const gate = gateFor(env, task);
   const permit = await gate.acquire();
   if (!permit.granted) {
-    // Waiting for the bucket, a provider pause or an open circuit is not the task's fault,
-    // but attempts still count, so a provider that never recovers ends in the DLQ.
-    if (message.attempts >= tuning.maxAttempts) return deadLetter(env, task, message.attempts, `gave up waiting: ${permit.reason}`).then(() => message.ack());
-    message.retry({ delaySeconds: Math.max(1, Math.ceil(permit.retryAfterMs / 1000)) + Math.floor(Math.random() * 2) });
+    // Waiting for the bucket, a provider pause or an open circuit is not the task's fault:
+    // the task goes back on the queue as a new message (its delivery attempts stay unspent),
+    // up to MAX_DEFERRALS times, so a provider that never recovers still ends in the DLQ.
+    const deferred = (task.deferred ?? 0) + 1;
+    if (deferred > MAX_DEFERRALS) {
+      await deadLetter(env, task, message.attempts, `gave up waiting after ${MAX_DEFERRALS} deferrals: ${permit.reason}`);
+    } else {
+      const delaySeconds = Math.max(1, Math.ceil(permit.retryAfterMs / 1000)) + Math.floor(Math.random() * 2);
+      await env.PUSH_QUEUE.send({ ...task, deferred }, { delaySeconds });
+    }
+    message.ack();
     return;
   }
   const outcome = await adapterFor(task.target.provider).send(task, env);

@@ -23,6 +23,8 @@ export interface PushTask {
   /** Every conversation collapsed into this push (a burst across 50 is one push that says 50). */
   conversations: PushConversation[];
   created_at: number;
+  /** Times the provider's gate deferred this task (rate cap, provider pause, open circuit). */
+  deferred?: number;
 }
 
 export type SendOutcome =
