@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+/**
+ * `node bench/profile.mjs [send|page|insert] [seconds]`: a V8 CPU profile of our
+ * Worker (and its Durable Objects, same isolate under wrangler dev) while the
+ * bench drives one request kind at 50 connections; prints self time by function.
+ * Diagnostics for BENCHMARKS.md "Where the time goes".
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { agent, bodyOf, pool, request, token } from "./lib/client.mjs";
+import { startWrangler, stopAll } from "./lib/services.mjs";
+
+const kind = process.argv[2] ?? "send";
+const seconds = Number(process.argv[3] ?? 8);
+const limit = Number(process.argv[4] ?? 100);
+const w = await startWrangler({ BENCH_ENABLED: "true" }, { inspector: true });
+try {
+  const list = await (await fetch(`http://127.0.0.1:${w.inspectorPort}/json`)).json();
+  const target = list.find((t) => /offline-delivery/.test(t.webSocketDebuggerUrl ?? t.url ?? "")) ?? list[0];
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
+  let id = 0;
+  const pending = new Map();
+  ws.on("message", (d) => { const m = JSON.parse(d); if (m.id && pending.has(m.id)) { pending.get(m.id)(m); pending.delete(m.id); } });
+  const cdp = (method, params = {}) => new Promise((r) => { const i = ++id; pending.set(i, r); ws.send(JSON.stringify({ id: i, method, params })); });
+
+  const toks = await Promise.all(Array.from({ length: 50 }, (_, i) => token(`pf${i % 5}`, `d${i}`)));
+  const conv = "pf";
+  await request({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: conv, members: ["pf1", "pf2", "pf3", "pf4"] } });
+  await request({ base: w.url, method: "POST", path: "/bench/pf/fill?count=2000" });
+  for (let i = 0; i < 600; i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
+  let sockets = [];
+  if (kind === "fanout") {
+    const users = Array.from({ length: 100 }, (_, i) => `fu${i}`);
+    const owner = await token(users[0], "sender");
+    await request({ base: w.url, method: "POST", path: "/v1/conversations", token: owner, json: { id: "fan", members: users.slice(1) } });
+    const { openSocket } = await import("./lib/client.mjs");
+    sockets = await pool(1000, 16, async (i) => openSocket(`${w.url.replace("http", "ws")}/v1/conversations/fan/live?access_token=${await token(users[i % 100], `s${Math.floor(i / 100)}`)}`, () => {}));
+    for (let i = 0; i < 5; i++) await request({ base: w.url, method: "POST", path: "/v1/conversations/fan/messages", token: owner, json: { client_msg_id: `w${i}`, body: bodyOf(200) } });
+  }
+  await cdp("Profiler.enable");
+  await cdp("Profiler.setSamplingInterval", { interval: 200 });
+  await cdp("Profiler.start");
+  const a = agent(kind.includes("page") ? 1 : 50);
+  const until = Date.now() + seconds * 1000;
+  let n = 0;
+  if (kind === "fanout") {
+    const owner = await token("fu0", "sender");
+    const lat = [];
+    while (Date.now() < until) {
+      const t0 = performance.now();
+      await request({ base: w.url, agent: a, method: "POST", path: "/v1/conversations/fan/messages", token: owner, json: { client_msg_id: `f${n++}`, body: bodyOf(200) } });
+      lat.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    lat.sort((x, y) => x - y);
+    console.log(`fan-out send (1000 sockets, 100 users) HTTP reply p50 ${lat[Math.floor(lat.length / 2)].toFixed(1)} ms`);
+  }
+  await pool(kind === "fanout" ? 0 : kind.includes("page") ? 1 : 50, 50, async (c) => {
+    while (Date.now() < until) {
+      const i = n++;
+      if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });
+      else if (kind === "page") await request({ base: w.url, agent: a, path: `/v1/conversations/${conv}/messages?after=${i % 50}&limit=${limit}`, token: toks[c] });
+      else if (kind === "rawpage") await request({ base: w.url, agent: a, path: `/bench/pf/page?after=${i % 50}&limit=${limit}` });
+      else await request({ base: w.url, agent: a, method: "POST", path: "/bench/pf/insert", raw: JSON.stringify(bodyOf(200)) });
+    }
+  });
+  const { result } = await cdp("Profiler.stop");
+  console.log(`${kind}: ${n} requests in ${seconds} s = ${(n / seconds).toFixed(0)}/s`);
+  const p = result.profile;
+  const total = p.samples.length;
+  const byFn = new Map();
+  const byFile = new Map();
+  const dt = (p.endTime - p.startTime) / 1000 / total; // ms per sample
+  for (const node of p.nodes) {
+    const f = node.callFrame;
+    const file = (f.url || "(native)").replace(/^.*\//, "");
+    const key = `${f.functionName || "(anonymous)"} ${file}:${f.lineNumber + 1}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + (node.hitCount ?? 0));
+    byFile.set(file, (byFile.get(file) ?? 0) + (node.hitCount ?? 0));
+  }
+  const idle = [...byFn].filter(([k]) => /^\(idle\)|^\(program\)|^\(garbage/.test(k)).reduce((s, [, v]) => s + v, 0);
+  console.log(`samples ${total}, ${(dt * total).toFixed(0)} ms wall; busy ${(((total - idle) / total) * 100).toFixed(1)}% of the isolate's thread; JS ms/request ${(((total - idle) * dt) / n).toFixed(2)}`);
+  // Name bundle lines by the nearest source-file marker esbuild leaves ("// src/...").
+  let bundle = [];
+  try {
+    const tmp = join(w.codeDir, ".wrangler", "tmp");
+    const dir = readdirSync(tmp).find((d) => d.startsWith("dev-"));
+    bundle = readFileSync(join(tmp, dir, "index.js"), "utf8").split("\n");
+  } catch {}
+  const where = (line) => {
+    for (let i = line - 1; i >= 0 && i < bundle.length; i--) if (/^\/\/ (src|node_modules)\//.test(bundle[i])) return bundle[i].slice(3);
+    return "";
+  };
+  const top = [...byFn].sort((x, y) => y[1] - x[1]).slice(0, 25);
+  for (const [k, v] of top) {
+    const m = /index\.js:(\d+)$/.exec(k);
+    console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}${m ? `  [${where(Number(m[1]))}]` : ""}`);
+  }
+  // Inclusive-ish view by source file (self time summed per bundled module).
+  const byModule = new Map();
+  for (const node of p.nodes) {
+    const f = node.callFrame;
+    const mod = /index\.js$/.test(f.url) ? where(f.lineNumber + 1).replace(/node_modules\/\.pnpm\/[^/]+\/node_modules\//, "node_modules/") || "(bundle)" : f.url ? "(other script)" : `(native) ${f.functionName}`;
+    byModule.set(mod, (byModule.get(mod) ?? 0) + (node.hitCount ?? 0));
+  }
+  console.log("--- self time by module ---");
+  for (const [k, v] of [...byModule].sort((x, y) => y[1] - x[1]).slice(0, 20)) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+  ws.close();
+  for (const s of sockets) s.terminate();
+} finally {
+  await stopAll();
+}

@@ -1,0 +1,71 @@
+/**
+ * P4 fan-out: one conversation, S live sockets (USERS users × S/USERS devices),
+ * a series of messages sent over HTTP; send→receive latency on every socket.
+ */
+import { agent, bodyOf, must, openSocket, pool, request, sleep, token } from "../lib/client.mjs";
+import { quantile } from "../lib/stats.mjs";
+
+export async function runFanout(ctx) {
+  const S = ctx.fanoutSockets;
+  const perUser = ctx.fanoutPerUser ?? 10;
+  const nUsers = Math.ceil(S / perUser);
+  const messages = ctx.quick ? 15 : 40;
+  const gapMs = ctx.quick ? 150 : 250;
+  const users = Array.from({ length: nUsers }, (_, i) => `fo${ctx.runId}u${i}`);
+  const conv = `fo-${ctx.runId}`;
+  const sender = await token(users[0], "sender");
+  await must({ base: ctx.url, method: "POST", path: "/v1/conversations", token: sender, json: { id: conv, members: users.slice(1) } }, [201]);
+
+  let lat = [];
+  const receivedBy = new Array(S).fill(0);
+  const onFrame = (i) => (f) => {
+    if (f.type !== "message") return;
+    const t = performance.now();
+    const m = f.message;
+    const began = m.body?.t0;
+    if (typeof began === "number") {
+      lat.push(t - began);
+      receivedBy[i]++;
+    }
+  };
+  const sockets = [];
+  const tc = performance.now();
+  let refused = 0;
+  await pool(S, 16, async (i) => {
+    const tok = await token(users[i % nUsers], `s${Math.floor(i / nUsers)}`);
+    for (;;) {
+      try {
+        sockets[i] = await openSocket(`${ctx.wsUrl}/v1/conversations/${conv}/live?access_token=${tok}`, onFrame(i));
+        return;
+      } catch (err) {
+        if (err.status === 503 || err.status === 429) { refused++; await sleep((err.retryAfter || 1) * 1000 * ctx.retryCompress); continue; }
+        throw err;
+      }
+    }
+  });
+  const connectSeconds = (performance.now() - tc) / 1000;
+  ctx.log(`  ${S} sockets open in ${connectSeconds.toFixed(1)} s (${refused} refused and retried)`);
+  await sleep(500);
+
+  const a = agent(2);
+  const rounds = [];
+  // Time origin shared with the receivers: performance.now() in this process.
+  for (let r = 0; r < (ctx.fanoutRounds ?? (ctx.quick ? 2 : 3)); r++) {
+    lat = [];
+    const sendLat = [];
+    for (let k = 0; k < messages; k++) {
+      const t0 = performance.now();
+      await must({ base: ctx.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: sender, json: { client_msg_id: `f${r}-${k}`, body: bodyOf(200, { t0 }) } }, [201]);
+      sendLat.push(performance.now() - t0);
+      await sleep(gapMs);
+    }
+    await sleep(1000);
+    const missing = S * messages - lat.length;
+    if (lat.length === 0) throw new Error("no socket received anything (sockets dropped?)");
+    rounds.push({ p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing, sendP50: quantile(sendLat, 0.5) });
+    ctx.log(`  round ${r + 1}: send→receive p50 ${rounds.at(-1).p50.toFixed(1)} ms, p99 ${rounds.at(-1).p99.toFixed(1)} ms, max ${rounds.at(-1).max.toFixed(1)} ms, missing ${missing}, HTTP send p50 ${rounds.at(-1).sendP50.toFixed(1)} ms`);
+  }
+  a.destroy();
+  for (const ws of sockets) ws.terminate();
+  return { sockets: S, users: nUsers, devicesPerUser: perUser, messages, connectSeconds, rounds };
+}

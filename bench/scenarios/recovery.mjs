@@ -1,0 +1,150 @@
+/**
+ * Peer comparison: the same recovery workload against Socket.IO 4.8
+ * (connection-state recovery, in memory) and against us (durable log).
+ * N clients are connected and current; they drop; M messages are sent;
+ * they reconnect and recover. Figure: entries recovered per second
+ * (N × M / time from the first reconnect to the last client caught up).
+ */
+import { io as ioClient } from "socket.io-client";
+import { agent, bodyOf, must, openSocket, pool, request, sleep, token } from "../lib/client.mjs";
+
+const sioOpts = { transports: ["websocket"], reconnection: false, forceNew: true };
+
+function waitFor(cond, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      if (cond()) return resolve();
+      if (Date.now() - t0 > timeoutMs) return reject(new Error(`timeout waiting for ${what}`));
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+export async function recoverSocketIo(ctx, N, M) {
+  const url = ctx.peerUrl;
+  const got = new Array(N).fill(0);
+  const clients = [];
+  await pool(N, 20, async (i) => {
+    const s = ioClient(url, { ...sioOpts, auth: { role: "member" } });
+    s.on("message", () => got[i]++);
+    await new Promise((res, rej) => { s.once("connect", res); s.once("connect_error", rej); });
+    clients[i] = s;
+  });
+  const sender = ioClient(url, sioOpts);
+  await new Promise((res) => sender.once("connect", res));
+  // One message so every member has a recovery offset.
+  await sender.emitWithAck("send", { k: -1 });
+  await waitFor(() => got.every((g) => g >= 1), 10_000, "warm-up message");
+  // Abrupt drop (transport close): the case recovery is for.
+  for (const s of clients) s.io.engine.close();
+  await waitFor(() => clients.every((s) => !s.connected), 10_000, "disconnects");
+  await sleep(300);
+  got.fill(0);
+  const body = bodyOf(200);
+  await pool(M, 8, (k) => sender.emitWithAck("send", { k, body }));
+  const t0 = performance.now();
+  let recovered = 0;
+  for (const s of clients) {
+    s.once("connect", () => { if (s.recovered) recovered++; });
+    s.connect();
+  }
+  await waitFor(() => got.every((g) => g >= M), 120_000, "socket.io recovery");
+  const seconds = (performance.now() - t0) / 1000;
+  const lost = got.reduce((n, g) => n + Math.max(0, M - g), 0);
+  for (const s of clients) s.disconnect();
+  sender.disconnect();
+  return { seconds, rate: (N * M) / seconds, recovered, lost };
+}
+
+/** Ours: members were live at the head; drop; M durable sends; reconnect with live?after=<cursor> (catch-up then live). */
+export async function recoverOursLive(ctx, N, M, conv, users, tag) {
+  const sender = await token(users[0], "sender");
+  const summary = await must({ base: ctx.url, path: `/v1/conversations/${conv}`, token: sender });
+  const cursor = summary.head_seq; // every member is current up to here (it had received everything)
+  const a = agent(8);
+  await pool(M, 8, (k) => must({ base: ctx.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: sender, json: { client_msg_id: `${tag}-${k}`, body: bodyOf(200) } }, [201]));
+  a.destroy();
+  const got = new Array(N).fill(0);
+  const live = new Array(N).fill(false);
+  const toks = await Promise.all(Array.from({ length: N }, (_, i) => token(users[i % users.length], `${tag}d${Math.floor(i / users.length)}`)));
+  const sockets = [];
+  let shed = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    toks.map(async (tok, i) => {
+      for (;;) {
+        try {
+          sockets[i] = await openSocket(`${ctx.wsUrl}/v1/conversations/${conv}/live?after=${cursor}&access_token=${tok}`, (f) => {
+            if (f.type === "messages") got[i] += f.messages.length;
+            else if (f.type === "live") live[i] = true;
+          });
+          return;
+        } catch (err) {
+          if (err.status === 503 || err.status === 429) { shed++; await sleep((err.retryAfter || 1) * 1000 * ctx.retryCompress); continue; }
+          throw err;
+        }
+      }
+    }),
+  );
+  await waitFor(() => live.every(Boolean), 120_000, "live catch-up");
+  const seconds = (performance.now() - t0) / 1000;
+  for (const ws of sockets) ws.terminate();
+  const lost = got.reduce((n, g) => n + Math.max(0, M - g), 0);
+  const dup = got.reduce((n, g) => n + Math.max(0, g - M), 0);
+  return { seconds, rate: (N * M) / seconds, lost, dup, shed };
+}
+
+/**
+ * Ours over HTTP: each device GET /v1/conversations/:id/messages?after=<cursor>&limit=<backlog, ≤ 500>
+ * until has_more is false (a client knows its backlog from sync's head_seq − received).
+ */
+export async function recoverOursHttp(ctx, N, M, conv, users, tag) {
+  const sender = await token(users[0], "sender");
+  const summary = await must({ base: ctx.url, path: `/v1/conversations/${conv}`, token: sender });
+  const cursor = summary.head_seq;
+  const a = agent(Infinity);
+  await pool(M, 8, (k) => must({ base: ctx.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: sender, json: { client_msg_id: `${tag}-${k}`, body: bodyOf(200) } }, [201]));
+  const toks = await Promise.all(Array.from({ length: N }, (_, i) => token(users[i % users.length], `${tag}d${Math.floor(i / users.length)}`)));
+  let shed = 0;
+  let lost = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    toks.map(async (tok) => {
+      let after = cursor;
+      let n = 0;
+      for (;;) {
+        const r = await request({ base: ctx.url, agent: a, token: tok, path: `/v1/conversations/${conv}/messages?after=${after}&limit=${Math.min(500, M)}`, timeoutMs: 120_000 });
+        if (r.status === 503 || r.status === 429) { shed++; await sleep(Number(r.headers["retry-after"] ?? 1) * 1000 * ctx.retryCompress); continue; }
+        if (r.status !== 200) throw new Error(`recover page ${r.status}`);
+        n += r.body.messages.length;
+        after = r.body.next_after;
+        if (!r.body.has_more) break;
+      }
+      lost += Math.max(0, M - n);
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  a.destroy();
+  return { seconds, rate: (N * M) / seconds, lost, shed };
+}
+
+export async function runRecovery(ctx) {
+  const N = ctx.recovery.clients;
+  const M = ctx.recovery.messages;
+  const repeats = ctx.quick ? 2 : 3;
+  // Ours: one conversation, N devices (users × devices, ≤ 1000 members).
+  const perUser = 5;
+  const users = Array.from({ length: Math.ceil(N / perUser) }, (_, i) => `rc${ctx.runId}u${i}`);
+  const conv = `rc-${ctx.runId}`;
+  await must({ base: ctx.url, method: "POST", path: "/v1/conversations", token: await token(users[0], "sender"), json: { id: conv, members: users.slice(1) } }, [201]);
+  const out = { N, M, sio: [], live: [], http: [] };
+  for (let r = 0; r < repeats; r++) {
+    out.sio.push(await recoverSocketIo(ctx, N, M));
+    out.live.push(await recoverOursLive(ctx, N, M, conv, users, `l${r}`));
+    out.http.push(await recoverOursHttp(ctx, N, M, conv, users, `h${r}`));
+    ctx.log(`  repeat ${r + 1}/${repeats}: socket.io ${out.sio.at(-1).rate.toFixed(0)} entries/s (${out.sio.at(-1).recovered}/${N} recovered), ours live ${out.live.at(-1).rate.toFixed(0)}/s, ours http ${out.http.at(-1).rate.toFixed(0)}/s`);
+  }
+  return out;
+}
