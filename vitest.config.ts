@@ -44,6 +44,8 @@ export default defineConfig({
       },
     }),
   ],
+  // Seeds for the model and hostile tests (MODEL_SEED=…, HOSTILE_SEED=…) reach the pool.
+  envPrefix: ["VITE_", "MODEL_", "HOSTILE_"],
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,

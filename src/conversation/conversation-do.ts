@@ -73,6 +73,8 @@ type MemberRow = { user_id: string; active: number; read_seq: number; unread: nu
 /** Entries removed per retention batch, and batches per alarm run: bounded work per wake. */
 const RETENTION_BATCH = 500;
 const RETENTION_BATCHES_PER_ALARM = 4;
+/** How long an idempotency key outlives the entry retention removed. */
+const IDEMPOTENCY_KEEP_MS = 7 * 24 * 3600 * 1000;
 
 export interface ExpiredReceipts {
   conversation_id: string;
@@ -189,8 +191,8 @@ export class ConversationDO extends SqlDurableObject {
   async send(sender: SenderRef, clientMsgId: string, bodyJson: string, attachments: Attachment[] = []): Promise<Result<SendResult>> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
-    const existing = this.sql.first<EntryRow>(
-      "SELECT * FROM entries WHERE sender_user = ? AND sender_device = ? AND client_msg_id = ?",
+    const existing = this.sql.first<{ seq: number; msg_id: string; created_at: number }>(
+      "SELECT seq, msg_id, created_at FROM idempotency WHERE sender_user = ? AND sender_device = ? AND client_msg_id = ?",
       sender.user, sender.device, clientMsgId,
     );
     if (existing) {
@@ -513,6 +515,12 @@ export class ConversationDO extends SqlDurableObject {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.seq, row.msg_id, row.type, row.sender_user, row.sender_device, row.client_msg_id, row.body, row.created_at, row.attachments,
     );
+    if (clientMsgId !== null) {
+      this.sql.run(
+        "INSERT INTO idempotency (sender_user, sender_device, client_msg_id, seq, msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        sender.user, sender.device, clientMsgId, row.seq, row.msg_id, now,
+      );
+    }
     for (const a of attachments) this.sql.run("INSERT OR IGNORE INTO media_refs (media_id, seq) VALUES (?, ?)", a.media_id, row.seq);
     if (type === "message") {
       this.sql.run("UPDATE members SET unread = unread + 1 WHERE active = 1 AND user_id != ?", sender.user);
@@ -682,11 +690,16 @@ export class ConversationDO extends SqlDurableObject {
         const read = this.#member(user_id)!.read_seq;
         this.sql.run("UPDATE members SET unread = ? WHERE user_id = ?", this.#countUnread(user_id, read), user_id);
       }
+      // Keys of removed entries stay for IDEMPOTENCY_KEEP_MS after their send, so late retries stay duplicates.
+      this.sql.run("DELETE FROM idempotency WHERE seq <= ? AND created_at < ?", target, now - IDEMPOTENCY_KEEP_MS);
       const version = this.#bumpVersion();
+      // Current members, and former members whose history lost entries, learn the new floor.
       this.sql.run(
-        `INSERT INTO outbox (user_id, version, first_at) SELECT user_id, ?, ? FROM members WHERE active = 1
+        `INSERT INTO outbox (user_id, version, first_at)
+         SELECT user_id, ?, ? FROM members WHERE active = 1
+         UNION SELECT user_id, ?, ? FROM intervals WHERE to_seq IS NOT NULL AND to_seq > ?
          ON CONFLICT (user_id) DO UPDATE SET version = excluded.version`,
-        version, now,
+        version, now, version, now, from,
       );
     });
     log("retention_removed", { conversation: meta.id, from: from + 1, to: target });

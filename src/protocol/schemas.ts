@@ -16,8 +16,27 @@ const queryInt = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 const limit = queryInt(1, LIMITS.maxPageSize).optional();
-/** `body` may be any JSON value, including null, but must be present. */
-const anyJson = z.custom<unknown>((v) => v !== undefined, { message: "body is required" });
+/** Deeper bodies are refused: structured clone across the object boundary recurses per level. */
+export const MAX_BODY_DEPTH = 64;
+
+/** Nesting depth of a JSON value, without recursion (a hostile body must not blow our stack). */
+export function jsonDepth(value: unknown, limit = Infinity): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    max = Math.max(max, d);
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
+}
+
+/** `body` may be any JSON value, including null, but must be present and at most MAX_BODY_DEPTH deep. */
+const anyJson = z
+  .custom<unknown>((v) => v !== undefined, { message: "body is required" })
+  .refine((v) => jsonDepth(v, MAX_BODY_DEPTH) <= MAX_BODY_DEPTH, { message: `body nests deeper than ${MAX_BODY_DEPTH} levels` });
 
 export const pushTargetSchema = z
   .object({

@@ -23,24 +23,30 @@ export function valid<T extends ZodType, Target extends keyof ValidationTargets>
 }
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json/i;
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
  * "JSON everywhere": a body sent without a JSON content-type (curl -d, fetch
  * with a string) is still read as JSON, and an empty body is `{}`, so a client
  * that forgets the header gets its real error instead of a confusing one.
+ * Bodies must be valid UTF-8: bad bytes are refused, not replaced with U+FFFD.
  */
 export const jsonBodies = createMiddleware(async (c, next) => {
   const method = c.req.method;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
-    const type = c.req.header("content-type") ?? "";
-    const length = c.req.header("content-length");
-    if (!JSON_TYPE.test(type) || length === "0") {
-      const text = await c.req.raw.text();
-      const headers = new Headers(c.req.raw.headers);
-      headers.set("content-type", "application/json");
-      headers.delete("content-length");
-      c.req.raw = new Request(c.req.raw.url, { method, headers, body: text.trim() === "" ? "{}" : text });
+    let text: string;
+    try {
+      text = strictUtf8.decode(await c.req.raw.arrayBuffer());
+    } catch {
+      throw new ApiError("invalid_request", "request body is not valid UTF-8");
     }
+    const declaredJson = JSON_TYPE.test(c.req.header("content-type") ?? "");
+    const headers = new Headers(c.req.raw.headers);
+    headers.set("content-type", "application/json");
+    headers.delete("content-length");
+    // An empty body stands for `{}` only when the client did not claim to send JSON.
+    const body = !declaredJson && text.trim() === "" ? "{}" : text;
+    c.req.raw = new Request(c.req.raw.url, { method, headers, body });
   }
   await next();
 });
