@@ -133,8 +133,32 @@ async function call(method, path, token, body, timeoutMs = REQUEST_TIMEOUT_MS) {
     headers["content-type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const res = await fetch(server.url + path, { method, headers, body: payload, signal: AbortSignal.timeout(timeoutMs) });
-  const text = await res.text();
+  // An explicit controller and timer: on Node 20 an AbortSignal.timeout() that nothing else
+  // references can be garbage-collected before it fires, and the fetch then hangs forever.
+  // A request caught by the SIGKILL can also ignore its abort (undici keeps waiting on the dead
+  // socket), so the timer settles the call itself: the loop moves on and retries.
+  const controller = new AbortController();
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new DOMException("request timed out", "TimeoutError");
+      controller.abort(err);
+      reject(err);
+    }, timeoutMs);
+  });
+  let res;
+  let text;
+  try {
+    [res, text] = await Promise.race([
+      (async () => {
+        const r = await fetch(server.url + path, { method, headers, body: payload, signal: controller.signal });
+        return [r, await r.text()];
+      })(),
+      expired,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
   let parsed = null;
   try {
     parsed = text ? JSON.parse(text) : null;
@@ -457,7 +481,15 @@ async function selfCheck(clients) {
 
 // ---------------------------------------------------------------- main
 
+/** Whole-run watchdog: a hang must fail CI in minutes, with the server stopped, not eat its 90. */
+const WATCHDOG_MS = 8 * 60_000;
+
 async function main() {
+  setTimeout(() => {
+    console.log(`crash-test: watchdog: no result after ${WATCHDOG_MS / 60_000} min; stopping`);
+    console.log("0 passed, 1 failed");
+    server.kill().finally(() => process.exit(1));
+  }, WATCHDOG_MS).unref();
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), "crash-test-"));
   server.persistTo = join(dir, "state");

@@ -12,6 +12,22 @@ import { closeSync, openSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
+/**
+ * fetch that settles within `ms` even when undici ignores the abort (a socket of a
+ * SIGKILLed server can leave it waiting): the timer rejects the call itself.
+ */
+function fetchWithin(url, ms) {
+  const controller = new AbortController();
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new Error(`no answer from ${url} within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([fetch(url, { signal: controller.signal }), expired]).finally(() => clearTimeout(timer));
+}
+
 export const HOST = "127.0.0.1";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -72,7 +88,7 @@ export class DevServer {
     while (Date.now() < deadline) {
       if (gone) throw new Error(`wrangler dev exited before it was ready (see ${this.logPath})`);
       try {
-        const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+        const res = await fetchWithin(`${this.url}/healthz`, 2000);
         if (res.status === 200) return;
         await res.arrayBuffer();
       } catch {
@@ -96,7 +112,7 @@ export class DevServer {
     // workerd is in the same group; wait (bounded) until nothing answers on the port.
     for (let i = 0; i < 50; i++) {
       try {
-        await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(300) });
+        await fetchWithin(`${this.url}/healthz`, 300);
       } catch {
         break;
       }
