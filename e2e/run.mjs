@@ -224,6 +224,7 @@ test("B offline (context.setOffline), A sends 20; B back online gets all 20 once
     await sleep(500); // anything extra (a duplicate) would show up now
     const s = await B.snap();
     assertEqual(s.texts, texts, "B has all 20, once, in order");
+    await waitFor("B DOM matches", async () => JSON.stringify(await B.domTexts()) === JSON.stringify(texts));
     assertEqual(await B.domTexts(), texts, "B's DOM shows all 20, once, in order");
     assertEqual(s.duplicates, 0, "no duplicate deliveries on B");
     assertEqual(s.delivered, 21, "B's handler saw 21 entries (member entry + 20)");
@@ -256,6 +257,8 @@ test("B sends 5 while offline, reloads, comes online: each appears once on both 
     let s = await B.snap();
     assertEqual(s.status, "offline", "B stays offline after reload");
     assertEqual(s.pending, texts, "the outbox survived the reload, in order");
+    // The page renders on the next animation frame: wait for it (bounded) before comparing.
+    await waitFor("B renders the 5 pending messages", async () => JSON.stringify(await B.domTexts()) === JSON.stringify(texts));
     assertEqual(await B.domTexts(), texts, "pending messages rendered once each");
     await sleep(300);
     assertEqual((await A.snap()).texts, [], "A got nothing yet");
@@ -273,7 +276,9 @@ test("B sends 5 while offline, reloads, comes online: each appears once on both 
       assertEqual(countOf(a.texts, t), 1, `A shows "${t}" once`);
     }
     assertEqual(a.texts, texts, "A has them in send order");
+    await waitFor("B DOM matches", async () => JSON.stringify(await B.domTexts()) === JSON.stringify(texts));
     assertEqual(await B.domTexts(), texts, "B's DOM shows each once");
+    await waitFor("A DOM matches", async () => JSON.stringify(await A.domTexts()) === JSON.stringify(texts));
     assertEqual(await A.domTexts(), texts, "A's DOM shows each once");
     const log = await http.call(alice, "phone", "GET", `/v1/conversations/${conv}/messages?after=0`);
     assertEqual(log.body.messages.filter((m) => m.type === "message").length, 5, "the server log holds 5 messages");
