@@ -14,25 +14,11 @@
  * Env: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the persist dir
  * and the wrangler log, POLLS (default 10) = polls to collect before the screenshot.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, assert, sleep, startServer as startDevServer, uid } from "./lib.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ADMIN_TOKEN = "dev-admin-token";
 const SCREENSHOT = join(ROOT, "docs", "dashboard.png");
 const POLLS = Number(process.env.POLLS || 10);
@@ -51,39 +37,9 @@ const SIGNAL_CHARTS = [
 
 // ---------------------------------------------------------------- plumbing
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const uid = (p) => `${p}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitFor(what, pred, ms = 30_000, every = 100) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await pred();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 400)})`);
-    await sleep(every);
-  }
-}
 
-function assert(cond, message) {
-  if (!cond) throw new Error(`assertion failed: ${message}`);
-}
 
 async function ensurePlaywright() {
   if (!existsSync(join(ROOT, "node_modules", "playwright-core"))) {
@@ -101,51 +57,7 @@ async function ensurePlaywright() {
 
 // ---------------------------------------------------------------- server
 
-async function startServer() {
-  const port = await freePort();
-  const inspector = await freePort();
-  const persist = mkdtempSync(join(tmpdir(), "od-dashboard-"));
-  const logPath = join(persist, "wrangler.log");
-  const log = openSync(logPath, "a");
-  const child = spawn(
-    "npx",
-    ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", join(persist, "state"), "--inspector-port", String(inspector), "--show-interactive-dev-session=false"],
-    {
-      cwd: ROOT,
-      // detached = setsid(): npx, wrangler and workerd share a new process group, killed as one.
-      detached: true,
-      stdio: ["ignore", log, log],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "1" },
-    },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    for (const signal of ["SIGTERM", "SIGKILL"]) {
-      try {
-        process.kill(-child.pid, signal);
-      } catch {
-        break; // the group is gone
-      }
-      await sleep(signal === "SIGTERM" ? 1500 : 200);
-    }
-    if (!process.env.E2E_KEEP) rmSync(persist, { recursive: true, force: true });
-    else console.log(`kept ${persist} (wrangler log: ${logPath})`);
-  };
-  try {
-    await waitFor("wrangler dev /healthz", async () => {
-      if (child.exitCode !== null) throw new Error(`wrangler exited ${child.exitCode}: ${readFileSync(logPath, "utf8").slice(-2000)}`);
-      const res = await fetch(`${url}/healthz`);
-      return res.ok;
-    }, 120_000, 250);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url, stop, logPath };
-}
+const startServer = () => startDevServer("od-dashboard");
 
 // ---------------------------------------------------------------- traffic
 

@@ -11,61 +11,20 @@
  * Env: CHROMIUM (default /usr/bin/chromium), E2E_ONLY (substring filter),
  * E2E_KEEP=1 keeps the persist dir and wrangler log.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, assert, sleep, startServer as startDevServer, uid, waitFor } from "./lib.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 // ---------------------------------------------------------------- plumbing
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, pred, ms = 30_000, every = 100) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await pred();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 400)})`);
-    await sleep(every);
-  }
-}
 
-function assert(cond, message) {
-  if (!cond) throw new Error(`assertion failed: ${message}`);
-}
 
 function assertEqual(actual, expected, message) {
   const a = JSON.stringify(actual);
@@ -74,53 +33,13 @@ function assertEqual(actual, expected, message) {
 }
 
 const trace = (line) => process.env.E2E_TRACE && console.log(`    ${line}`);
-const uid = (p) => `${p}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 // ---------------------------------------------------------------- server
 
 async function startServer() {
-  const build = spawnSync(process.execPath, [join(ROOT, "scripts", "build-demo.mjs")], { stdio: "inherit" });
-  if (build.status !== 0) throw new Error("build:demo failed");
-  const port = await freePort();
-  const inspector = await freePort();
-  const persist = mkdtempSync(join(tmpdir(), "od-e2e-"));
-  const logPath = join(persist, "wrangler.log");
-  const log = openSync(logPath, "a");
-  const child = spawn(
-    join(ROOT, "node_modules", ".bin", "wrangler"),
-    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector), "--persist-to", join(persist, "state"), "--show-interactive-dev-session=false"],
-    {
-      cwd: ROOT,
-      // detached = setsid(): the server and its workerd get their own process group, killed as one.
-      detached: true,
-      stdio: ["ignore", log, log],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "1" },
-    },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    for (const signal of ["SIGTERM", "SIGKILL"]) {
-      try {
-        process.kill(-child.pid, signal);
-      } catch {
-        break; // group gone
-      }
-      await sleep(signal === "SIGTERM" ? 1500 : 200);
-    }
-    if (!process.env.E2E_KEEP) rmSync(persist, { recursive: true, force: true });
-    else console.log(`kept ${persist}`);
-  };
-  try {
-    await waitFor("wrangler dev /healthz", async () => {
-      if (child.exitCode !== null) throw new Error(`wrangler exited ${child.exitCode}: ${readFileSync(logPath, "utf8").slice(-2000)}`);
-      const res = await fetch(`${url}/healthz`);
-      return res.ok;
-    }, 90_000, 250);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url, stop, logPath };
+  const built = spawnSync(process.execPath, [join(ROOT, "scripts", "build-demo.mjs")], { stdio: "inherit" });
+  if (built.status !== 0) throw new Error("build:demo failed");
+  return startDevServer("od-e2e");
 }
 
 // ---------------------------------------------------------------- API helpers (Node side)
