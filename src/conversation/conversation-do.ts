@@ -693,11 +693,11 @@ export class ConversationDO extends SqlDurableObject {
       // Keys of removed entries stay for IDEMPOTENCY_KEEP_MS after their send, so late retries stay duplicates.
       this.sql.run("DELETE FROM idempotency WHERE seq <= ? AND created_at < ?", target, now - IDEMPOTENCY_KEEP_MS);
       const version = this.#bumpVersion();
-      // Current members, and former members whose history lost entries, learn the new floor.
+      // Current members, and former members whose history lost entries (or just became all gone), learn the new floor.
       this.sql.run(
         `INSERT INTO outbox (user_id, version, first_at)
          SELECT user_id, ?, ? FROM members WHERE active = 1
-         UNION SELECT user_id, ?, ? FROM intervals WHERE to_seq IS NOT NULL AND to_seq > ?
+         UNION SELECT user_id, ?, ? FROM intervals WHERE to_seq IS NOT NULL AND to_seq >= ?
          ON CONFLICT (user_id) DO UPDATE SET version = excluded.version`,
         version, now, version, now, from,
       );
