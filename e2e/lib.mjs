@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureDevVars } from "../scripts/lib/dev-auth.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -64,6 +65,7 @@ export function assert(cond, message) {
  * E2E_KEEP=1 keeps the dir and the wrangler log.
  */
 export async function startServer(prefix) {
+  ensureDevVars();
   const port = await freePort();
   const inspector = await freePort();
   const persist = mkdtempSync(join(tmpdir(), `${prefix}-`));

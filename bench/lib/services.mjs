@@ -11,7 +11,7 @@ import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ROOT } from "../../scripts/lib/dev-auth.mjs";
+import { ROOT, ensureDevVars } from "../../scripts/lib/dev-auth.mjs";
 
 const HOST = "127.0.0.1";
 const stoppers = [];
@@ -65,6 +65,7 @@ function snapshot(dir) {
  * @returns {Promise<{ url: string, port: number, logPath: string, stop: () => Promise<void> }>}
  */
 export async function startWrangler(vars, { inspector = false } = {}) {
+  ensureDevVars();
   const port = await freePort();
   const inspectorPort = await freePort();
   const state = mkdtempSync(join(tmpdir(), "bench-state-"));

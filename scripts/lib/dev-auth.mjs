@@ -4,7 +4,7 @@
  * reads) and mints HS256 device tokens the way the Worker expects them
  * (src/worker/auth.ts: `sub` = user, `did` = device, required `exp`).
  */
-import { readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sign } from "hono/jwt";
@@ -45,8 +45,17 @@ export function parseDotEnv(text) {
   return out;
 }
 
-/** Reads .dev.vars; returns {} when the file does not exist. */
+/**
+ * Creates .dev.vars from the committed .dev.vars.example when it is missing, so a
+ * fresh clone runs `wrangler dev` with working dev secrets. An existing file is never touched.
+ */
+export function ensureDevVars() {
+  if (!existsSync(DEV_VARS_PATH)) copyFileSync(`${DEV_VARS_PATH}.example`, DEV_VARS_PATH);
+}
+
+/** Reads .dev.vars (created from the example first if missing). */
 export function readDevVars(path = DEV_VARS_PATH) {
+  if (path === DEV_VARS_PATH) ensureDevVars();
   let text;
   try {
     text = readFileSync(path, "utf8");
