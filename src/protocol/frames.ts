@@ -43,7 +43,20 @@ export interface ErrorFrame {
   client_msg_id?: string;
 }
 
-export type LiveServerFrame = HelloFrame | MessagesFrame | LiveFrame | MessageFrame | SentFrame | AckedFrame | ErrorFrame;
+/**
+ * v1.1: how far the socket user's newest message got (at most one per second
+ * per socket). Counts for an older seq are at least these.
+ */
+export interface ReceiptFrame {
+  type: "receipt";
+  seq: number;
+  /** Extension: current members other than the sender. */
+  members: number;
+  delivered: { users: number; devices: number };
+  read: { users: number };
+}
+
+export type LiveServerFrame = HelloFrame | MessagesFrame | LiveFrame | MessageFrame | SentFrame | AckedFrame | ReceiptFrame | ErrorFrame;
 
 export interface SendFrame {
   type: "send";

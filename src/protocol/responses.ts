@@ -3,7 +3,7 @@
  * tests that check real responses against it. The TypeScript interfaces in
  * ./types.ts describe the same shapes; test/openapi.test.ts fails if they drift.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ERROR_STATUS } from "./errors";
 
 const seq = z.number().int().min(0);
@@ -59,11 +59,23 @@ export const conversationSummarySchema = z
     epoch: z.string(),
     head_seq: seq,
     floor_seq: seq,
-    members: z.array(z.string()),
+    members: z.array(z.string()).describe("current members by user id (the first 1,000 when members_truncated)"),
+    member_count: z.number().int().min(0),
+    members_truncated: z.literal(true).optional().describe("page the rest with GET /v1/conversations/{id}/members?after="),
     retention: retentionSchema,
     created_at: isoTime,
   })
   .meta({ id: "ConversationSummary" });
+
+export const memberPageSchema = z
+  .object({
+    conversation_id: z.string(),
+    members: z.array(z.string()),
+    member_count: z.number().int().min(0),
+    has_more: z.boolean(),
+    next_after: z.string().nullable(),
+  })
+  .meta({ id: "MemberPage" });
 
 export const sendResultSchema = z.object({ seq, msg_id: z.string(), created_at: isoTime, duplicate: z.boolean() }).meta({ id: "SendResult" });
 
@@ -81,25 +93,51 @@ export const messagePageSchema = z
   })
   .meta({ id: "MessagePage" });
 
+export const syncTimelineSchema = z
+  .object({
+    messages: z.array(messageSchema).describe("the newest ≤ timeline_limit visible entries after this device's received cursor, ascending"),
+    gaps: z.array(gapSchema),
+    limited: z.boolean().describe("visible entries exist between received and the first returned entry"),
+    next_before: seq.nullable().describe("the first returned seq when limited (page on with ?before=), else null"),
+  })
+  .meta({ id: "SyncTimeline" });
+
+export const syncConversationSchema = z
+  .object({
+    id: z.string(),
+    epoch: z.string(),
+    head_seq: seq,
+    floor_seq: seq,
+    received: seq,
+    read: seq,
+    unread: seq,
+    last_activity_at: isoTime.nullable(),
+    membership: z.enum(["member", "left"]),
+    timeline: syncTimelineSchema.optional().describe("present when timeline_limit > 0"),
+  })
+  .meta({ id: "SyncConversation" });
+
 export const syncResponseSchema = z
   .object({
     checkpoint: z.string(),
     has_more: z.boolean(),
-    conversations: z.array(
-      z.object({
-        id: z.string(),
-        epoch: z.string(),
-        head_seq: seq,
-        floor_seq: seq,
-        received: seq,
-        read: seq,
-        unread: seq,
-        last_activity_at: isoTime.nullable(),
-        membership: z.enum(["member", "left"]),
-      }),
-    ),
+    conversations: z.array(syncConversationSchema),
   })
   .meta({ id: "SyncResponse" });
+
+export const receiptCountsSchema = z
+  .object({
+    conversation_id: z.string(),
+    seq,
+    members: z.number().int().min(0).describe("current members other than the entry's sender"),
+    delivered: z.object({ users: z.number().int().min(0), devices: z.number().int().min(0) }),
+    read: z.object({ users: z.number().int().min(0) }),
+  })
+  .meta({ id: "Receipts" });
+
+export const socketTicketSchema = z
+  .object({ ticket: z.string(), expires_in: z.number().int().describe("seconds") })
+  .meta({ id: "SocketTicket" });
 
 export const deviceInfoSchema = z
   .object({

@@ -2,7 +2,7 @@
  * Request schemas. The Worker validates with them through Hono's validator;
  * the client SDK reuses the inferred types.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ID_PATTERN, MEDIA_ID_PATTERN } from "./ids";
 import { LIMITS } from "./limits";
 
@@ -57,15 +57,15 @@ const retentionSchema = z
 export const createConversationSchema = z
   .object({
     id: id.optional(),
-    members: z.array(id).max(LIMITS.maxMembers),
+    members: z.array(id).max(LIMITS.maxMembersPerRequest),
     retention: retentionSchema.optional(),
   })
   ;
 
 export const changeMembersSchema = z
   .object({
-    add: z.array(id).max(LIMITS.maxMembers).optional(),
-    remove: z.array(id).max(LIMITS.maxMembers).optional(),
+    add: z.array(id).max(LIMITS.maxMembersPerRequest).optional(),
+    remove: z.array(id).max(LIMITS.maxMembersPerRequest).optional(),
   })
   ;
 
@@ -92,12 +92,18 @@ export const liveQuerySchema = z.object({
   after: queryInt(0, Number.MAX_SAFE_INTEGER).optional(),
   epoch: z.string().min(1).max(64).optional(),
   access_token: z.string().optional(),
+  ticket: z.string().optional(),
 });
 
 export const syncQuerySchema = z.object({
-  since: z.string().min(1).max(128).optional(),
+  since: z.string().min(1).max(256).optional(),
   limit,
+  timeline_limit: queryInt(0, LIMITS.maxTimelineLimit).optional(),
 });
+
+export const receiptsQuerySchema = z.object({ seq: queryInt(1, Number.MAX_SAFE_INTEGER) });
+
+export const membersQuerySchema = z.object({ after: id.optional(), limit: queryInt(1, LIMITS.maxMembersListed).optional() });
 
 export const toDeviceSendSchema = z
   .object({ user: id, device: id.optional(), client_msg_id: id, body: anyJson })

@@ -57,9 +57,23 @@ export interface ConversationSummary {
   epoch: string;
   head_seq: number;
   floor_seq: number;
+  /** Current members by user id; the first LIMITS.maxMembersListed when `members_truncated`. */
   members: string[];
+  /** Extension (v1.1): how many current members there are. */
+  member_count: number;
+  /** Extension (v1.1): `members` is a prefix; page the rest with GET …/members?after=. */
+  members_truncated?: true;
   retention: RetentionPolicy;
   created_at: string;
+}
+
+/** A page of a conversation's current members (GET /v1/conversations/:id/members). */
+export interface MemberPage {
+  conversation_id: string;
+  members: string[];
+  member_count: number;
+  has_more: boolean;
+  next_after: string | null;
 }
 
 export interface SendResult {
@@ -81,6 +95,17 @@ export interface MessagePage {
   next_before?: number;
 }
 
+/**
+ * v1.1 `timeline`: the newest entries this device has not received, so one sync
+ * can draw the inbox. `next_before` is the first returned seq when `limited`.
+ */
+export interface SyncTimeline {
+  messages: Message[];
+  gaps: Gap[];
+  limited: boolean;
+  next_before: number | null;
+}
+
 export interface SyncConversation {
   id: string;
   epoch: string;
@@ -91,6 +116,8 @@ export interface SyncConversation {
   unread: number;
   last_activity_at: string | null;
   membership: Membership;
+  /** Present when the request asked for `timeline_limit` > 0 (v1.1). */
+  timeline?: SyncTimeline;
 }
 
 export interface SyncResponse {
@@ -125,6 +152,22 @@ export interface ToDevicePage {
   has_more: boolean;
   /** Entries this device lost to the per-device cap or TTL since it was registered. */
   dropped: number;
+}
+
+/** v1.1 receipts: how far one entry got, derived from the cursors the conversation mirrors. */
+export interface ReceiptCounts {
+  conversation_id: string;
+  seq: number;
+  /** Current members other than the entry's sender. */
+  members: number;
+  delivered: { users: number; devices: number };
+  read: { users: number };
+}
+
+/** v1.1 socket ticket: one-time, bound to the caller's user and device. */
+export interface SocketTicket {
+  ticket: string;
+  expires_in: number;
 }
 
 export interface CursorsResponse {

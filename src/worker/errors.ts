@@ -1,19 +1,20 @@
 /**
- * One place that turns failures into the contract's error body. Routes throw
- * `ApiError` (or return a DO `Failure` through `unwrap`); anything else is a bug
- * and is logged as one.
+ * How the Worker turns failures into the contract's error body. Routes throw
+ * `ApiError` or return an object's `Failure` through `unwrap`; anything else is
+ * a bug and is logged as one.
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { ERROR_STATUS, type ErrorBody, type ErrorCode, type Failure, type Result } from "../protocol/errors";
-import { log } from "../observability/log";
-import { isOverloaded } from "./stubs";
+import { errorResponse, internalErrorResponse, type ErrorExtra } from "../platform/errors";
+import { log } from "../platform/log";
+import { isOverloaded } from "../platform/rpc";
+import type { ErrorCode, Failure, Result } from "../protocol/errors";
 
 export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly extra: { epoch?: string; retryAfter?: number; status?: number } = {},
+    readonly extra: ErrorExtra = {},
   ) {
     super(message);
   }
@@ -29,26 +30,6 @@ export function fromFailure(f: Failure): ApiError {
     ...(f.epoch !== undefined ? { epoch: f.epoch } : {}),
     ...(f.retryAfter !== undefined ? { retryAfter: f.retryAfter } : {}),
   });
-}
-
-/** Jittered seconds so shed clients do not return in lockstep. */
-export function jitteredRetryAfter(base = 1, spread = 4): number {
-  return base + Math.floor(Math.random() * spread);
-}
-
-export function errorResponse(code: ErrorCode, message: string, extra: ApiError["extra"] = {}): Response {
-  const body: ErrorBody = { error: { code, message } };
-  const headers = new Headers({ "content-type": "application/json" });
-  if (extra.epoch !== undefined) {
-    body.error.epoch = extra.epoch;
-    body.epoch = extra.epoch;
-  }
-  if (code === "rate_limited" || code === "overloaded") {
-    const retryAfter = extra.retryAfter ?? jitteredRetryAfter();
-    body.error.retry_after = retryAfter;
-    headers.set("retry-after", String(retryAfter));
-  }
-  return new Response(JSON.stringify(body), { status: extra.status ?? ERROR_STATUS[code], headers });
 }
 
 const STATUS_CODES: Record<number, ErrorCode> = {
@@ -69,9 +50,6 @@ export function handleError(err: unknown, c: Context): Response {
     if (code) return errorResponse(code, err.message || code);
   }
   if (isOverloaded(err)) return errorResponse("overloaded", "a Durable Object is overloaded; retry later");
-  log("unhandled_error", { method: c.req.method, path: c.req.path, error: String(err), stack: err instanceof Error ? err.stack : undefined });
-  return new Response(JSON.stringify({ error: { code: "internal", message: "internal error" } }), {
-    status: 500,
-    headers: { "content-type": "application/json" },
-  });
+  log("unhandled_error", { method: c.req.method, path: c.req.path, error: String(err), stack: err instanceof Error ? err.stack : undefined }, "error");
+  return internalErrorResponse();
 }

@@ -6,6 +6,8 @@
 import { createMiddleware } from "hono/factory";
 import { metrics } from "../observability/metrics";
 import type { AppEnv } from "./auth";
+import { TUNING } from "../config/tuning";
+import { retryAfterSeconds } from "../platform/retry";
 import { ApiError } from "./errors";
 
 /** Counts sync requests, times sync and history pages, counts 429/503, flushes the buffer. */
@@ -27,7 +29,10 @@ export const deviceRateLimit = createMiddleware<AppEnv>(async (c, next) => {
   if (limiter) {
     const { success } = await limiter.limit({ key: `${c.var.user}/${c.var.device}` });
     // The binding counts per fixed window and does not say when it resets: spread retries over it.
-    if (!success) throw new ApiError("rate_limited", "too many requests from this device", { retryAfter: 5 + Math.floor(Math.random() * 10) });
+    if (!success) {
+      const retryAfter = retryAfterSeconds(TUNING.rateLimitRetryMinSeconds * 1000, TUNING.rateLimitRetrySpreadSeconds);
+      throw new ApiError("rate_limited", "too many requests from this device", { retryAfter });
+    }
   }
   await next();
 });

@@ -30,6 +30,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
  * with a string) is still read as JSON, and an empty body is `{}`, so a client
  * that forgets the header gets its real error instead of a confusing one.
  * Bodies must be valid UTF-8: bad bytes are refused, not replaced with U+FFFD.
+ * The body is read once; a request with the right header is not rebuilt.
  */
 export const jsonBodies = createMiddleware(async (c, next) => {
   const method = c.req.method;
@@ -40,13 +41,16 @@ export const jsonBodies = createMiddleware(async (c, next) => {
     } catch {
       throw new ApiError("invalid_request", "request body is not valid UTF-8");
     }
-    const declaredJson = JSON_TYPE.test(c.req.header("content-type") ?? "");
-    const headers = new Headers(c.req.raw.headers);
-    headers.set("content-type", "application/json");
-    headers.delete("content-length");
-    // An empty body stands for `{}` only when the client did not claim to send JSON.
-    const body = !declaredJson && text.trim() === "" ? "{}" : text;
-    c.req.raw = new Request(c.req.raw.url, { method, headers, body });
+    if (JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+      // Hono's body cache holds promises (its type says otherwise): the validator parses this text.
+      (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
+    } else {
+      const headers = new Headers(c.req.raw.headers);
+      headers.set("content-type", "application/json");
+      headers.delete("content-length");
+      // An empty body stands for `{}` only when the client did not claim to send JSON.
+      c.req.raw = new Request(c.req.raw.url, { method, headers, body: text.trim() === "" ? "{}" : text });
+    }
   }
   await next();
 });

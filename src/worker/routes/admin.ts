@@ -8,10 +8,13 @@ import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import { metrics } from "../../observability/metrics";
 import { toPrometheus } from "../../observability/prometheus";
+import { readMetrics } from "../../observability/snapshot";
+import { readGate } from "../../push/gate-do";
 import { id } from "../../protocol/schemas";
 import type { AppEnv } from "../auth";
 import { ApiError, unwrap } from "../errors";
-import { callConversation, callUser } from "../stubs";
+import { call } from "../../platform/rpc";
+import { userStats } from "../admin-users";
 import { valid } from "../validate";
 import { doc } from "../openapi";
 import dashboard from "../../admin/dashboard.html";
@@ -36,9 +39,10 @@ const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
+/** This isolate's buffer first, so a signal the caller just caused is in the merged view of the shards. */
 async function snapshot(env: AppEnv["Bindings"]) {
   await metrics.flush(env, true);
-  return env.METRICS.get(env.METRICS.idFromName("global")).snapshot();
+  return readMetrics(env);
 }
 
 export const admin = new Hono<AppEnv>()
@@ -47,13 +51,11 @@ export const admin = new Hono<AppEnv>()
   .use("/api/*", adminAuth)
   .get("/api/metrics", doc({ summary: "The nine signals, Prometheus text exposition", tag: "admin", security: "admin", ok: { status: 200, description: "text/plain; version=0.0.4", contentType: "text/plain" } }), async (c) => c.text(toPrometheus(await snapshot(c.env)), 200, { "content-type": "text/plain; version=0.0.4" }))
   .get("/api/metrics.json", doc({ summary: "The signals as JSON (counters, gauges, histograms)", tag: "admin", security: "admin", ok: { status: 200, description: "snapshot" } }), async (c) => c.json(await snapshot(c.env)))
-  .get("/api/users/:id", doc({ summary: "Per-user stats: backlog, oldest undelivered and push state per device", tag: "admin", security: "admin", ok: { status: 200, description: "stats" }, errors: ["invalid_request"] }), valid("param", z.object({ id })), async (c) => c.json(await callUser(c.env, c.req.valid("param").id, "stats")))
+  .get("/api/users/:id", doc({ summary: "Per-user stats: backlog, oldest undelivered and push state per device", tag: "admin", security: "admin", ok: { status: 200, description: "stats" }, errors: ["invalid_request"] }), valid("param", z.object({ id })), async (c) => c.json(await userStats(c.env, c.req.valid("param").id)))
   .get("/api/conversations/:id", doc({ summary: "Per-conversation stats: head, floor, outbox, retention counts", tag: "admin", security: "admin", ok: { status: 200, description: "stats" }, errors: ["invalid_request", "not_found"] }), valid("param", z.object({ id })), async (c) =>
-    c.json(unwrap(await callConversation(c.env, c.req.valid("param").id, "stats"))),
+    c.json(unwrap(await call(c.env.CONVERSATIONS, c.req.valid("param").id, "stats"))),
   )
   .get("/api/push", doc({ summary: "Push gates per provider and recent dead letters", tag: "admin", security: "admin", ok: { status: 200, description: "gates" } }), async (c) => {
-    const gates = await Promise.all(
-      PROVIDERS.map(async (provider) => ({ provider, ...(await c.env.PUSH_GATE.get(c.env.PUSH_GATE.idFromName(provider)).stats()) })),
-    );
+    const gates = await Promise.all(PROVIDERS.map(async (provider) => ({ provider, ...(await readGate(c.env, provider)) })));
     return c.json({ providers: gates });
   });

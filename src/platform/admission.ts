@@ -5,6 +5,10 @@
  * Retry-After and retries later, instead of the object's input queue growing
  * until the platform sheds everything (cheap calls included).
  */
+import { TUNING } from "../config/tuning";
+import { fail, type Failure } from "../protocol/errors";
+import { retryAfterSeconds } from "./retry";
+
 export class RowBudget {
   #tokens: number;
   #at = Date.now();
@@ -17,8 +21,7 @@ export class RowBudget {
   }
 
   /** Takes `rows` from the budget, or returns how long (ms) until they would be there. */
-  take(rows: number): { ok: true } | { ok: false; retryAfterMs: number } {
-    const now = Date.now();
+  take(rows: number, now = Date.now()): { ok: true } | { ok: false; retryAfterMs: number } {
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) / 1000) * this.perSecond);
     this.#at = now;
     const cost = Math.min(rows, this.burst);
@@ -28,14 +31,13 @@ export class RowBudget {
     }
     return { ok: false, retryAfterMs: ((cost - this.#tokens) / this.perSecond) * 1000 };
   }
-}
 
-/** Retry-After seconds for a shed request: at least the wait, plus jitter so clients spread out. */
-export function shedRetryAfter(retryAfterMs: number): number {
-  return Math.ceil(retryAfterMs / 1000) + 1 + Math.floor(Math.random() * 3);
-}
-
-export function envNumber(value: string | undefined, fallback: number): number {
-  const n = value === undefined || value === "" ? NaN : Number(value);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
+  /** `take` as a contract failure: null when admitted. */
+  admit(rows: number, what: string): Failure | null {
+    const admitted = this.take(rows);
+    if (admitted.ok) return null;
+    return fail("overloaded", `${what} is being shed; retry later`, {
+      retryAfter: retryAfterSeconds(admitted.retryAfterMs + 1000, TUNING.shedRetrySpreadSeconds),
+    });
+  }
 }

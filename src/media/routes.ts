@@ -6,29 +6,34 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { mediaOwner, newMediaId } from "../../protocol/ids";
-import { attachmentSchema } from "../../protocol/responses";
-import { mediaId, uploadQuerySchema } from "../../protocol/schemas";
-import { mediaKey } from "../../media/keys";
-import { envNumber } from "../../storage/admission";
-import type { AppEnv } from "../auth";
-import { ApiError, unwrap } from "../errors";
-import { doc } from "../openapi";
-import { callConversation, callUser } from "../stubs";
-import { valid } from "../validate";
-
-const DEFAULT_TYPES = "image/jpeg,image/png,image/webp,image/gif,video/mp4,audio/mpeg,audio/ogg,application/pdf";
+import { settings } from "../config/settings";
+import { call } from "../platform/rpc";
+import { mediaOwner, newMediaId } from "../protocol/ids";
+import { attachmentSchema } from "../protocol/responses";
+import { mediaId, uploadQuerySchema } from "../protocol/schemas";
+import type { AppEnv } from "../worker/auth";
+import { ApiError, unwrap } from "../worker/errors";
+import { doc } from "../worker/openapi";
+import { valid } from "../worker/validate";
+import { mediaKey } from "./keys";
 
 function hex(buf: ArrayBuffer): string {
   return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+const BYTES = "application/octet-stream";
+const DOWNLOAD_HEADERS = {
+  ETag: "the object's entity tag (send If-None-Match to revalidate)",
+  "x-content-sha256": "hex SHA-256 of the whole object",
+  "Cache-Control": "private, max-age=31536000, immutable",
+};
 
 export const media = new Hono<AppEnv>()
   .post(
     "/",
     doc({
       summary: "Upload media (streamed into R2); reference it from a message's `attachments`",
-      description: "Raw bytes as the body, with Content-Type (an allowed type) and Content-Length (≤ MEDIA_MAX_BYTES). Optional ?preview= (≤ 4096 chars) travels inline with the metadata.",
+      description: "Raw bytes as the body, with Content-Type (an allowed type) and Content-Length (≤ MEDIA_MAX_BYTES). Optional ?preview= (≤ 4,096 characters: a blurhash or tiny data URL) travels inline with the metadata.",
       tag: "media",
       ok: { status: 201, description: "stored", schema: attachmentSchema },
       errors: ["invalid_request", "forbidden", "payload_too_large"],
@@ -36,19 +41,18 @@ export const media = new Hono<AppEnv>()
     valid("query", uploadQuerySchema),
     async (c) => {
       const env = c.env;
-      const max = envNumber(env.MEDIA_MAX_BYTES, 25 * 1024 * 1024);
-      const types = (env.MEDIA_TYPES || DEFAULT_TYPES).split(",").map((t) => t.trim().toLowerCase());
+      const { maxBytes, types, quotaBytes } = settings(env).media;
       const mime = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
       if (!types.includes(mime)) throw new ApiError("invalid_request", `content-type must be one of ${types.join(", ")}`);
       const length = Number(c.req.header("content-length"));
       if (!Number.isSafeInteger(length) || length <= 0) throw new ApiError("invalid_request", "a Content-Length header (> 0) is required");
-      if (length > max) throw new ApiError("payload_too_large", `media is over ${max} bytes`);
+      if (length > maxBytes) throw new ApiError("payload_too_large", `media is over ${maxBytes} bytes`);
       const body = c.req.raw.body;
       if (!body) throw new ApiError("invalid_request", "empty body");
       const { preview } = c.req.valid("query");
       const user = c.var.user;
       const id = newMediaId(user);
-      unwrap(await callUser(env, user, "reserveMedia", id, length, mime, preview ?? null, envNumber(env.MEDIA_QUOTA_BYTES, 1024 ** 3)));
+      unwrap(await call(env.USERS, user, "reserveMedia", id, length, mime, preview ?? null, quotaBytes));
       try {
         const [toDigest, toBucket] = body.tee();
         const digest = new crypto.DigestStream("SHA-256");
@@ -59,12 +63,12 @@ export const media = new Hono<AppEnv>()
           env.MEDIA.put(mediaKey(id), fixed.readable, { httpMetadata: { contentType: mime }, customMetadata: { owner: user } }),
         ]);
         const sha256 = hex(sum);
-        await callUser(env, user, "commitMedia", id, sha256);
+        await call(env.USERS, user, "commitMedia", id, sha256);
         return c.json({ media_id: id, size: length, mime, sha256, ...(preview ? { preview } : {}) }, 201);
       } catch (err) {
         // Nothing half-stored stays: the object (if any) and the reservation go.
         await env.MEDIA.delete(mediaKey(id));
-        await callUser(env, user, "abortMedia", id);
+        await call(env.USERS, user, "abortMedia", id);
         throw new ApiError("invalid_request", `upload failed: the body did not match Content-Length (${err instanceof Error ? err.message : "stream error"})`);
       }
     },
@@ -72,21 +76,25 @@ export const media = new Hono<AppEnv>()
   .get(
     "/:media_id",
     doc({
-      summary: "Download media (Range requests supported) if you can see an entry that references it",
+      summary: "Download media if you can see an entry that references it (Range and If-None-Match supported)",
       tag: "media",
-      ok: { status: 200, description: "the bytes (206 for a range)", contentType: "application/octet-stream" },
+      ok: { status: 200, description: "the bytes", contentType: BYTES, headers: DOWNLOAD_HEADERS },
+      also: [
+        { status: 206, description: "the requested range", contentType: BYTES, headers: { ...DOWNLOAD_HEADERS, "Content-Range": "bytes first-last/size" } },
+        { status: 304, description: "not modified (If-None-Match matched)", headers: DOWNLOAD_HEADERS },
+      ],
       errors: ["invalid_request", "forbidden", "not_found"],
     }),
     valid("param", z.object({ media_id: mediaId })),
     async (c) => {
       const id = c.req.valid("param").media_id;
       const owner = mediaOwner(id)!;
-      const info = await callUser(c.env, owner, "mediaInfo", id);
+      const info = await call(c.env.USERS, owner, "mediaInfo", id);
       if (!info) throw new ApiError("not_found", "no such media");
       if (c.var.user !== owner) {
         let allowed = false;
         for (const conv of info.conversations) {
-          if (await callConversation(c.env, conv, "canSeeMedia", c.var.user, id)) {
+          if (await call(c.env.CONVERSATIONS, conv, "canSeeMedia", c.var.user, id)) {
             allowed = true;
             break;
           }

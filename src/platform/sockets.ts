@@ -1,9 +1,9 @@
 /**
- * Hibernation-API socket plumbing shared by both Durable Objects: identity that
- * survives hibernation, sends that never throw into fan-out, and the close
- * handshake the platform requires.
+ * Hibernation-API socket plumbing shared by every Durable Object with sockets:
+ * identity that survives hibernation, sends that never throw into fan-out, and
+ * the close handshake the platform requires.
  */
-import { log } from "../observability/log";
+import { log } from "./log";
 
 /** Identity headers the Worker sets after authenticating an upgrade (never taken from clients). */
 export const IDENTITY_HEADERS = { user: "x-od-user", device: "x-od-device" } as const;
@@ -15,9 +15,14 @@ export interface SocketIdentity {
   device: string;
 }
 
-export function identityOf<T extends SocketIdentity>(ws: WebSocket): T | null {
-  const a = ws.deserializeAttachment() as T | null;
+export function identityOf(ws: WebSocket): SocketIdentity | null {
+  const a = ws.deserializeAttachment() as SocketIdentity | null;
   return a && a.v === 1 ? a : null;
+}
+
+/** The identity the Worker put on an upgrade request. */
+export function identityFrom(request: Request): SocketIdentity {
+  return { v: 1, user: request.headers.get(IDENTITY_HEADERS.user) ?? "", device: request.headers.get(IDENTITY_HEADERS.device) ?? "" };
 }
 
 /** Sockets that can still take frames: CLOSING and CLOSED ones are skipped. */
@@ -41,12 +46,7 @@ export function sendFrame(ws: WebSocket, frame: unknown): boolean {
  * (never sent on the wire) and `close()` throws on them, so they become 1000.
  */
 export function reciprocateClose(ws: WebSocket, code: number, reason: string): void {
-  const safe = code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
-  try {
-    ws.close(safe, reason);
-  } catch {
-    // Already closed: nothing to reciprocate.
-  }
+  closeSocket(ws, code === 1005 || code === 1006 || code === 1015 ? 1000 : code, reason);
 }
 
 export function closeSocket(ws: WebSocket, code: number, reason: string): void {
@@ -66,4 +66,13 @@ export function parseFrame(message: string | ArrayBuffer): Record<string, unknow
   } catch {
     return null;
   }
+}
+
+/** Accepts the server end of a new socket with its identity; returns the client end's 101 response. */
+export function acceptSocket(ctx: DurableObjectState, identity: SocketIdentity, tags: string[], greet: (ws: WebSocket) => void): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  ctx.acceptWebSocket(server, tags);
+  server.serializeAttachment(identity);
+  greet(server);
+  return new Response(null, { status: 101, webSocket: client });
 }

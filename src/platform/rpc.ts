@@ -1,0 +1,83 @@
+/**
+ * Durable Object calls with the retry policy the platform asks for: retry only
+ * errors marked `retryable` and not `overloaded`, with full-jitter backoff, on a
+ * fresh stub (a broken stub stays broken). Typed from the namespace, so callers
+ * get each object's own method signatures.
+ */
+import { TUNING } from "../config/tuning";
+import { backoffMs } from "./retry";
+
+interface PlatformError {
+  retryable?: boolean;
+  overloaded?: boolean;
+}
+
+export function isRetryable(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const e = err as PlatformError;
+  return e.retryable === true && e.overloaded !== true;
+}
+
+export function isOverloaded(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as PlatformError).overloaded === true;
+}
+
+export async function withRetry<S, T>(makeStub: () => S, call: (stub: S) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call(makeStub());
+    } catch (err) {
+      if (attempt >= TUNING.rpcAttempts || !isRetryable(err)) throw err;
+      await new Promise((r) => setTimeout(r, backoffMs(attempt, TUNING.rpcBaseDelayMs, 10_000)));
+    }
+  }
+}
+
+type AsyncFn = (...args: never[]) => Promise<unknown>;
+
+/** Names of an object's async methods: its RPC surface. */
+export type RpcMethod<T> = {
+  [K in keyof T]: T[K] extends AsyncFn ? K : never;
+}[keyof T] &
+  string;
+
+type Method<T, K extends keyof T> = T[K] extends AsyncFn ? T[K] : never;
+
+interface Namespace<T> {
+  get(id: DurableObjectId): DurableObjectStub<T extends Rpc.DurableObjectBranded ? T : never>;
+  idFromName(name: string): DurableObjectId;
+}
+
+/**
+ * Calls one RPC method of the object named `name` in `namespace`, with the retry policy above.
+ * @example const page = await call(env.CONVERSATIONS, "c1", "page", who, { limit: 50 });
+ */
+export function call<T, K extends RpcMethod<T>>(
+  namespace: Namespace<T>,
+  name: string,
+  method: K,
+  ...args: Parameters<Method<T, K>>
+): Promise<Awaited<ReturnType<Method<T, K>>>> {
+  type Callable = (...a: unknown[]) => Promise<unknown>;
+  return withRetry(
+    () => namespace.get(namespace.idFromName(name)) as unknown as Record<string, Callable>,
+    (stub) => stub[method]!(...args),
+  ) as Promise<Awaited<ReturnType<Method<T, K>>>>;
+}
+
+/** An object's RPC surface as plain async functions (what a local object also satisfies). */
+export type Remote<T> = { [K in RpcMethod<T>]: (...args: Parameters<Method<T, K>>) => Promise<Awaited<ReturnType<Method<T, K>>>> };
+
+/**
+ * The object named `name` as a `Remote`: every method is a `call` with the retry policy.
+ * @example const conversation = remote(env.CONVERSATIONS, "c1"); await conversation.send(…);
+ */
+export function remote<T>(namespace: Namespace<T>, name: string): Remote<T> {
+  return new Proxy({} as Remote<T>, {
+    // `then` stays undefined, so a Remote is never mistaken for a promise.
+    get: (_target, method) =>
+      method === "then" || typeof method !== "string"
+        ? undefined
+        : (...args: unknown[]) => call(namespace, name, method as RpcMethod<T>, ...(args as Parameters<Method<T, RpcMethod<T>>>)),
+  });
+}
