@@ -101,3 +101,24 @@ export function planBackward(ranges: readonly Range[], floor: number, head: numb
   const boundary = hasMore ? first : 1;
   return { pieces, gaps: gapsIn(boundary, hi, ranges, floor), hasMore, boundary };
 }
+
+export interface TimelinePlan {
+  pieces: Range[];
+  gaps: Gap[];
+  limited: boolean;
+  /** The first returned seq when limited, else null. */
+  nextBefore: number | null;
+}
+
+/**
+ * The v1.1 sync timeline: the newest ≤ `limit` visible seqs above the device's
+ * `received` cursor. `limited` when visible seqs remain between `received` and
+ * the first returned one; gaps cover what the timeline spans, as in a history
+ * page (from the first returned seq when limited, else from `received` + 1).
+ */
+export function planTimeline(ranges: readonly Range[], floor: number, visibleHead: number, received: number, limit: number): TimelinePlan {
+  const clipped = ranges.map((r) => ({ from: Math.max(r.from, received + 1), to: r.to })).filter((r) => r.from <= r.to);
+  const plan = planBackward(clipped, floor, visibleHead, visibleHead + 1, limit);
+  const lo = plan.hasMore ? plan.boundary : received + 1;
+  return { pieces: plan.pieces, gaps: gapsIn(lo, visibleHead, ranges, floor), limited: plan.hasMore, nextBefore: plan.hasMore ? plan.boundary : null };
+}

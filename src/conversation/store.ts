@@ -1,0 +1,467 @@
+/**
+ * Every SQL statement of the ConversationDO, with its row types. The modules
+ * around it (log, members, notify, retention, live, receipts) hold the rules;
+ * this file holds the storage layout (migrations/conversation/*.sql).
+ */
+import type { Sql } from "../platform/sql";
+import type { Counts } from "../protocol/internal";
+import type { EntryType } from "../protocol/types";
+
+export interface Meta {
+  id: string;
+  epoch: string;
+  created_at: number;
+  created_by: string;
+  head_seq: number;
+  floor_seq: number;
+  /** M(head) and M(floor): messages counted from the first retained entry. */
+  msg_count: number;
+  floor_mcount: number;
+  member_count: number;
+  next_slot: number;
+  /** The last completed notification tick and the head and floor it carried. */
+  tick: number;
+  tick_head: number;
+  tick_floor: number;
+  /** [user, S_u(floor)] for users whose messages retention removed since that tick. */
+  floor_senders: [string, number][];
+  expired_total: number;
+  unavailable_total: number;
+  max_age_seconds: number | null;
+  max_messages: number | null;
+  sends_total: number;
+  send_rows_total: number;
+}
+
+export type EntryRow = {
+  seq: number;
+  msg_id: string;
+  type: EntryType;
+  sender_user: string;
+  sender_device: string;
+  client_msg_id: string | null;
+  body: string;
+  created_at: number;
+  attachments: string | null;
+  mcount: number;
+  scount: number | null;
+};
+
+export type MemberRow = { user_id: string; active: number; read_seq: number; slot: number | null; max_received: number };
+export type IntervalRow = { from_seq: number; to_seq: number | null };
+export type TargetRow = { user_id: string; armed: number; attempts: number };
+
+type MetaRow = Omit<Meta, "floor_senders"> & { floor_senders: string };
+
+export class ConversationStore {
+  constructor(readonly sql: Sql) {}
+
+  // ---- the conversation row ----
+
+  loadMeta(): Meta | null {
+    const row = this.sql.first<MetaRow>("SELECT * FROM conversation");
+    if (!row) return null;
+    // The head and M(head) are not rewritten per send: the newest entry is the truth.
+    const newest = this.sql.first<{ seq: number; mcount: number }>("SELECT seq, mcount FROM entries ORDER BY seq DESC LIMIT 1");
+    const meta: Meta = { ...row, floor_senders: JSON.parse(row.floor_senders) as [string, number][] };
+    if (newest && newest.seq > meta.head_seq) {
+      meta.head_seq = newest.seq;
+      meta.msg_count = newest.mcount;
+    }
+    return meta;
+  }
+
+  insertMeta(m: Meta): void {
+    this.sql.run(
+      `INSERT INTO conversation (singleton, id, epoch, created_at, created_by, head_seq, floor_seq, max_age_seconds, max_messages)
+       VALUES (1, ?, ?, ?, ?, 0, 0, ?, ?)`,
+      m.id, m.epoch, m.created_at, m.created_by, m.max_age_seconds, m.max_messages,
+    );
+  }
+
+  /** Persists the fields that membership changes, retention and ticks move (never per send). */
+  saveMeta(m: Meta): void {
+    this.sql.run(
+      `UPDATE conversation SET head_seq = ?, floor_seq = ?, msg_count = ?, floor_mcount = ?, member_count = ?, next_slot = ?,
+         tick = ?, tick_head = ?, tick_floor = ?, floor_senders = ?, expired_total = ?, unavailable_total = ?,
+         sends_total = ?, send_rows_total = ? WHERE singleton = 1`,
+      m.head_seq, m.floor_seq, m.msg_count, m.floor_mcount, m.member_count, m.next_slot,
+      m.tick, m.tick_head, m.tick_floor, JSON.stringify(m.floor_senders), m.expired_total, m.unavailable_total,
+      m.sends_total, m.send_rows_total,
+    );
+  }
+
+  // ---- the log ----
+
+  insertEntry(e: EntryRow): void {
+    this.sql.run(
+      `INSERT INTO entries (seq, msg_id, type, sender_user, sender_device, client_msg_id, body, created_at, attachments, mcount, scount)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      e.seq, e.msg_id, e.type, e.sender_user, e.sender_device, e.client_msg_id, e.body, e.created_at, e.attachments, e.mcount, e.scount,
+    );
+  }
+
+  entry(seq: number): EntryRow | undefined {
+    return this.sql.first<EntryRow>("SELECT * FROM entries WHERE seq = ?", seq);
+  }
+
+  entries(from: number, to: number): EntryRow[] {
+    return this.sql.all<EntryRow>("SELECT * FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq", from, to);
+  }
+
+  firstEntryAfter(seq: number): { seq: number; created_at: number } | undefined {
+    return this.sql.first("SELECT seq, created_at FROM entries WHERE seq > ? ORDER BY seq LIMIT 1", seq);
+  }
+
+  /** Seqs and times of (from, to], oldest first (retention by age). */
+  entryTimes(from: number, to: number): { seq: number; created_at: number }[] {
+    return this.sql.all("SELECT seq, created_at FROM entries WHERE seq > ? AND seq <= ? ORDER BY seq", from, to);
+  }
+
+  deleteEntries(from: number, to: number): void {
+    this.sql.run("DELETE FROM entries WHERE seq > ? AND seq <= ?", from, to);
+  }
+
+  /** M(seq) for a seq above the floor. */
+  messagesAt(seq: number): number | undefined {
+    return this.sql.first<{ mcount: number }>("SELECT mcount FROM entries WHERE seq = ?", seq)?.mcount;
+  }
+
+  /** S_u(seq) for seq ≥ floor: the next own message's count − 1, or the user's total. */
+  ownAt(user: string, seq: number): number {
+    const next = this.sql.first<{ scount: number }>(
+      "SELECT scount FROM entries WHERE sender_user = ? AND type = 'message' AND seq > ? ORDER BY seq LIMIT 1", user, seq,
+    );
+    return next ? next.scount - 1 : this.senderTotal(user);
+  }
+
+  senderTotal(user: string): number {
+    return this.sql.first<{ total: number }>("SELECT total FROM senders WHERE user_id = ?", user)?.total ?? 0;
+  }
+
+  /** Counts one more message by `user`; returns S_user(head) after it. */
+  bumpSender(user: string): number {
+    return this.sql.one<{ total: number }>(
+      "INSERT INTO senders (user_id, total) VALUES (?, 1) ON CONFLICT (user_id) DO UPDATE SET total = total + 1 RETURNING total", user,
+    ).total;
+  }
+
+  /** Distinct senders of messages in (from, to], at most `limit` + 1 rows, with the first seq of each. */
+  sendersIn(from: number, to: number, limit: number): { user: string; first: number }[] {
+    return this.sql.all<{ user: string; first: number }>(
+      "SELECT sender_user AS user, min(seq) AS first FROM entries WHERE type = 'message' AND seq > ? AND seq <= ? GROUP BY sender_user ORDER BY first LIMIT ?",
+      from, to, limit + 1,
+    );
+  }
+
+  /** Messages per sender in (from, to]. */
+  messagesBySender(from: number, to: number): { user: string; n: number; last: number }[] {
+    return this.sql.all(
+      "SELECT sender_user AS user, count(*) AS n, max(seq) AS last FROM entries WHERE type = 'message' AND seq > ? AND seq <= ? GROUP BY sender_user",
+      from, to,
+    );
+  }
+
+  // ---- idempotency ----
+
+  idempotent(user: string, device: string, clientMsgId: string): { seq: number; msg_id: string; created_at: number } | undefined {
+    return this.sql.first(
+      "SELECT seq, msg_id, created_at FROM idempotency WHERE sender_user = ? AND sender_device = ? AND client_msg_id = ?",
+      user, device, clientMsgId,
+    );
+  }
+
+  insertIdempotency(e: EntryRow, clientMsgId: string): void {
+    this.sql.run(
+      "INSERT INTO idempotency (sender_user, sender_device, client_msg_id, seq, msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      e.sender_user, e.sender_device, clientMsgId, e.seq, e.msg_id, e.created_at,
+    );
+  }
+
+  /** The sender of a message retention removed (its key outlives it for a while). */
+  senderOfRemoved(seq: number): string | undefined {
+    return this.sql.first<{ sender_user: string }>("SELECT sender_user FROM idempotency WHERE seq = ? LIMIT 1", seq)?.sender_user;
+  }
+
+  expireIdempotency(upToSeq: number, before: number): void {
+    this.sql.run("DELETE FROM idempotency WHERE seq <= ? AND created_at < ?", upToSeq, before);
+  }
+
+  // ---- members ----
+
+  member(user: string): MemberRow | undefined {
+    return this.sql.first<MemberRow>("SELECT user_id, active, read_seq, slot, max_received FROM members WHERE user_id = ?", user);
+  }
+
+  /** Which of `users` are current members. */
+  activeAmong(users: readonly string[]): Set<string> {
+    const out = new Set<string>();
+    for (let i = 0; i < users.length; i += 90) {
+      const chunk = users.slice(i, i + 90);
+      for (const r of this.sql.all<{ user_id: string }>(
+        `SELECT user_id FROM members WHERE active = 1 AND user_id IN (${chunk.map(() => "?").join(",")})`, ...chunk,
+      )) out.add(r.user_id);
+    }
+    return out;
+  }
+
+  activeMembers(after: string, limit: number): string[] {
+    return this.sql
+      .all<{ user_id: string }>("SELECT user_id FROM members WHERE active = 1 AND user_id > ? ORDER BY user_id LIMIT ?", after, limit)
+      .map((r) => r.user_id);
+  }
+
+  /** Current members in slots [from, to), for one notification leaf. */
+  slotMembers(from: number, to: number): string[] {
+    return this.sql
+      .all<{ user_id: string }>("SELECT user_id FROM members WHERE slot >= ? AND slot < ? ORDER BY slot", from, to)
+      .map((r) => r.user_id);
+  }
+
+  upsertActive(user: string, slot: number): void {
+    this.sql.run(
+      `INSERT INTO members (user_id, active, read_seq, slot) VALUES (?, 1, 0, ?)
+       ON CONFLICT (user_id) DO UPDATE SET active = 1, slot = excluded.slot`,
+      user, slot,
+    );
+    this.sql.run("UPDATE device_cursors SET active = 1 WHERE user_id = ?", user);
+  }
+
+  deactivate(user: string): void {
+    this.sql.run("UPDATE members SET active = 0, slot = NULL WHERE user_id = ?", user);
+    this.sql.run("UPDATE device_cursors SET active = 0 WHERE user_id = ?", user);
+  }
+
+  setRead(user: string, read: number): void {
+    this.sql.run("UPDATE members SET read_seq = ? WHERE user_id = ?", read, user);
+  }
+
+  takeFreeSlot(): number | undefined {
+    return this.sql.first<{ slot: number }>("DELETE FROM free_slots WHERE slot = (SELECT min(slot) FROM free_slots) RETURNING slot")?.slot;
+  }
+
+  freeSlot(slot: number): void {
+    this.sql.run("INSERT OR IGNORE INTO free_slots (slot) VALUES (?)", slot);
+  }
+
+  // ---- membership history ----
+
+  intervals(user: string): IntervalRow[] {
+    return this.sql.all<IntervalRow>("SELECT from_seq, to_seq FROM intervals WHERE user_id = ? ORDER BY from_seq", user);
+  }
+
+  openInterval(user: string, from: number): void {
+    this.sql.run("INSERT INTO intervals (user_id, from_seq, to_seq) VALUES (?, ?, NULL)", user, from);
+  }
+
+  closeInterval(user: string, to: number): void {
+    this.sql.run("UPDATE intervals SET to_seq = ? WHERE user_id = ? AND to_seq IS NULL", to, user);
+  }
+
+  /** Former members who could still see something above `floor`. */
+  formerMembersAbove(floor: number): string[] {
+    return this.sql
+      .all<{ user_id: string }>(
+        `SELECT DISTINCT i.user_id FROM intervals i JOIN members m ON m.user_id = i.user_id AND m.active = 0
+         WHERE i.to_seq IS NOT NULL AND i.to_seq > ?`,
+        floor,
+      )
+      .map((r) => r.user_id);
+  }
+
+  /** Users whose intervals overlap (from, to]: the recipients of those entries. */
+  recipientsOf(from: number, to: number): string[] {
+    return this.sql
+      .all<{ user_id: string }>("SELECT DISTINCT user_id FROM intervals WHERE from_seq <= ? AND (to_seq IS NULL OR to_seq > ?)", to, from)
+      .map((r) => r.user_id);
+  }
+
+  // ---- device cursors (the delivery mirror) ----
+
+  deviceReceived(user: string, device: string): number | undefined {
+    return this.sql.first<{ received: number }>("SELECT received FROM device_cursors WHERE user_id = ? AND device_id = ?", user, device)?.received;
+  }
+
+  devicesOf(user: string): { device_id: string; received: number }[] {
+    return this.sql.all("SELECT device_id, received FROM device_cursors WHERE user_id = ?", user);
+  }
+
+  /** Raises a device's cursor (and the user's furthest device); true when it moved. */
+  raiseReceived(user: string, device: string, received: number, active: boolean): boolean {
+    const moved = this.sql.run(
+      `INSERT INTO device_cursors (user_id, device_id, received, active) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id, device_id) DO UPDATE SET received = excluded.received WHERE excluded.received > received`,
+      user, device, received, active ? 1 : 0,
+    );
+    if (moved > 0) this.sql.run("UPDATE members SET max_received = ? WHERE user_id = ? AND max_received < ?", received, user, received);
+    return moved > 0;
+  }
+
+  forgetDevice(user: string, device: string): void {
+    this.sql.run("DELETE FROM device_cursors WHERE user_id = ? AND device_id = ?", user, device);
+    this.sql.run(
+      "UPDATE members SET max_received = coalesce((SELECT max(received) FROM device_cursors WHERE user_id = ?), 0) WHERE user_id = ?",
+      user, user,
+    );
+  }
+
+  // ---- receipts (indexed counts over current members) ----
+
+  countDelivered(seq: number): { users: number; devices: number } {
+    return {
+      users: this.sql.one<{ n: number }>("SELECT count(*) AS n FROM members WHERE active = 1 AND max_received >= ?", seq).n,
+      devices: this.sql.one<{ n: number }>("SELECT count(*) AS n FROM device_cursors WHERE active = 1 AND received >= ?", seq).n,
+    };
+  }
+
+  countRead(seq: number): number {
+    return this.sql.one<{ n: number }>("SELECT count(*) AS n FROM members WHERE active = 1 AND read_seq >= ?", seq).n;
+  }
+
+  /** The lowest cursor of any current member's device (retention's "someone missed it" test). */
+  lowestReceived(): number {
+    return this.sql.one<{ n: number | null }>("SELECT min(received) AS n FROM device_cursors WHERE active = 1").n ?? 0;
+  }
+
+  /** When the first entry after `seq` was written (null: none). */
+  entryTimeAfter(seq: number): number | null {
+    return this.firstEntryAfter(seq)?.created_at ?? null;
+  }
+
+  activeWithoutCursor(): boolean {
+    return this.sql.first("SELECT 1 AS one FROM members WHERE active = 1 AND max_received = 0 LIMIT 1") !== undefined;
+  }
+
+  // ---- notification ----
+
+  addTargets(users: readonly string[], now: number): void {
+    for (const user of users) {
+      this.sql.run(
+        "INSERT INTO notify_targets (user_id, first_at) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET armed = armed + 1, next_at = 0",
+        user, now,
+      );
+    }
+  }
+
+  dueTargets(now: number, limit: number): TargetRow[] {
+    return this.sql.all<TargetRow>("SELECT user_id, armed, attempts FROM notify_targets WHERE next_at <= ? ORDER BY next_at LIMIT ?", now, limit);
+  }
+
+  /** Confirmed, unless a newer change re-armed it while the view was on its way. */
+  confirmTarget(user: string, armed: number): void {
+    this.sql.run("DELETE FROM notify_targets WHERE user_id = ? AND armed = ?", user, armed);
+  }
+
+  retryTarget(user: string, nextAt: number): void {
+    this.sql.run("UPDATE notify_targets SET attempts = attempts + 1, next_at = ? WHERE user_id = ?", nextAt, user);
+  }
+
+  targetsSummary(): { n: number; oldest: number | null; next: number | null } {
+    return this.sql.one("SELECT count(*) AS n, min(first_at) AS oldest, min(next_at) AS next FROM notify_targets");
+  }
+
+  leafVersions(): Map<number, number> {
+    return new Map(this.sql.all<{ leaf: number; version: number }>("SELECT leaf, version FROM leaves").map((r) => [r.leaf, r.version]));
+  }
+
+  bumpLeaf(leaf: number): number {
+    return this.sql.one<{ version: number }>(
+      "INSERT INTO leaves (leaf, version) VALUES (?, 1) ON CONFLICT (leaf) DO UPDATE SET version = version + 1 RETURNING version", leaf,
+    ).version;
+  }
+
+  // ---- live shards ----
+
+  liveShards(): Map<number, number> {
+    return new Map(this.sql.all<{ shard: number; sockets: number }>("SELECT shard, sockets FROM live_shards").map((r) => [r.shard, r.sockets]));
+  }
+
+  saveLiveShard(shard: number, sockets: number): void {
+    if (sockets <= 0) this.sql.run("DELETE FROM live_shards WHERE shard = ?", shard);
+    else this.sql.run("INSERT INTO live_shards (shard, sockets) VALUES (?, ?) ON CONFLICT (shard) DO UPDATE SET sockets = excluded.sockets", shard, sockets);
+  }
+
+  // ---- media references ----
+
+  insertMediaRef(mediaId: string, seq: number): void {
+    this.sql.run("INSERT OR IGNORE INTO media_refs (media_id, seq) VALUES (?, ?)", mediaId, seq);
+  }
+
+  mediaRefSeqs(mediaId: string): number[] {
+    return this.sql.all<{ seq: number }>("SELECT seq FROM media_refs WHERE media_id = ?", mediaId).map((r) => r.seq);
+  }
+
+  /** Drops the references of (from, to]; returns the media that lost its last reference, with owners. */
+  releaseMediaRefs(from: number, to: number): string[] {
+    const gone = this.sql.all<{ media_id: string }>("SELECT DISTINCT media_id FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
+    if (gone.length === 0) return [];
+    this.sql.run("DELETE FROM media_refs WHERE seq > ? AND seq <= ?", from, to);
+    return gone.map((g) => g.media_id).filter((id) => !this.sql.first("SELECT 1 AS one FROM media_refs WHERE media_id = ? LIMIT 1", id));
+  }
+
+  queueMediaRelease(mediaId: string, owner: string): void {
+    this.sql.run("INSERT OR IGNORE INTO media_released (media_id, owner) VALUES (?, ?)", mediaId, owner);
+  }
+
+  dueMediaReleases(now: number, limit: number): { media_id: string; owner: string; attempts: number }[] {
+    return this.sql.all("SELECT media_id, owner, attempts FROM media_released WHERE next_at <= ? LIMIT ?", now, limit);
+  }
+
+  doneMediaRelease(mediaId: string): void {
+    this.sql.run("DELETE FROM media_released WHERE media_id = ?", mediaId);
+  }
+
+  retryMediaRelease(mediaId: string, nextAt: number): void {
+    this.sql.run("UPDATE media_released SET attempts = attempts + 1, next_at = ? WHERE media_id = ?", nextAt, mediaId);
+  }
+
+  nextMediaRelease(): number | null {
+    return this.sql.one<{ at: number | null }>("SELECT min(next_at) AS at FROM media_released").at;
+  }
+
+  // ---- retention accounting ----
+
+  addExpired(sender: string, recipient: string, device: string, entries: number, lastSeq: number, now: number): void {
+    this.sql.run(
+      `INSERT INTO expired_undelivered (sender_user, recipient_user, recipient_device, entries, last_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (sender_user, recipient_user, recipient_device) DO UPDATE SET entries = entries + excluded.entries,
+         last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at`,
+      sender, recipient, device, entries, lastSeq, now,
+    );
+  }
+
+  expiredFor(sender: string): { recipient_user: string; recipient_device: string; entries: number; last_seq: number; updated_at: number }[] {
+    return this.sql.all(
+      `SELECT recipient_user, recipient_device, entries, last_seq, updated_at FROM expired_undelivered
+       WHERE sender_user = ? ORDER BY recipient_user, recipient_device`,
+      sender,
+    );
+  }
+
+  /** Messages by others in (after, to] inside `user`'s intervals, per sender. */
+  missedBySender(user: string, after: number, to: number): { sender: string; n: number; last: number }[] {
+    return this.sql.all(
+      `SELECT e.sender_user AS sender, count(*) AS n, max(e.seq) AS last FROM entries e JOIN intervals i
+         ON i.user_id = ? AND e.seq >= i.from_seq AND (i.to_seq IS NULL OR e.seq <= i.to_seq)
+       WHERE e.seq > ? AND e.seq <= ? AND e.type = 'message' AND e.sender_user != ? GROUP BY e.sender_user`,
+      user, after, to, user,
+    );
+  }
+
+  retentionReported(user: string, device: string): number {
+    return this.sql.first<{ up_to: number }>("SELECT up_to FROM retention_reported WHERE user_id = ? AND device_id = ?", user, device)?.up_to ?? 0;
+  }
+
+  markRetentionReported(user: string, device: string, upTo: number): void {
+    this.sql.run(
+      `INSERT INTO retention_reported (user_id, device_id, up_to) VALUES (?, ?, ?)
+       ON CONFLICT (user_id, device_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)`,
+      user, device, upTo,
+    );
+  }
+}
+
+/** Counts at a seq: [M, S_u]. */
+export function counts(m: number, s: number): Counts {
+  return [m, s];
+}

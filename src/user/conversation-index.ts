@@ -1,0 +1,106 @@
+/**
+ * The user's conversation index: one row per conversation, a projection of
+ * each ConversationDO merged from exact views and ticks (conversation-state.ts),
+ * and the sync listing behind opaque checkpoints (checkpoint.ts).
+ */
+import type { RowBudget } from "../platform/admission";
+import { fail, ok, type Result } from "../protocol/errors";
+import type { InboxServerFrame } from "../protocol/frames";
+import type { MemberView, Tick, TickResult } from "../protocol/internal";
+import type { SyncConversation, SyncResponse } from "../protocol/types";
+import { decodeCheckpoint, encodeCheckpoint, encodeFullCheckpoint } from "./checkpoint";
+import { mergeTick, mergeView, unreadOf, type ConversationState } from "./conversation-state";
+import { stateOf, type IndexRow, type UserStore } from "./store";
+
+/** What one applied update changed, for inbox frames and push decisions. */
+export interface Applied {
+  conversation_id: string;
+  frames: InboxServerFrame[];
+  state: ConversationState;
+  unread: number;
+  /** The head moved (a new entry the user may see). */
+  advanced: boolean;
+}
+
+export class ConversationIndex {
+  constructor(
+    private readonly store: UserStore,
+    private readonly budget: RowBudget,
+  ) {}
+
+  /** Call inside a transaction. */
+  applyView(view: MemberView): Applied | null {
+    const prev = this.store.conversation(view.conversation_id);
+    return this.#save(view.conversation_id, prev, mergeView(prev ? stateOf(prev) : null, view));
+  }
+
+  /** Call inside a transaction. */
+  applyTick(user: string, tick: Tick): { result: TickResult; applied: Applied | null } {
+    const prev = this.store.conversation(tick.conversation_id);
+    const next = mergeTick(prev ? stateOf(prev) : null, user, tick);
+    if (next === "stale") return { result: "stale", applied: null };
+    return { result: "ok", applied: next === null ? null : this.#save(tick.conversation_id, prev, next) };
+  }
+
+  /**
+   * Conversations changed since `since` (or the whole inbox, newest activity
+   * first, when absent), at most `limit` per page.
+   */
+  sync(device: string, since: string | undefined, limit: number): Result<SyncResponse> {
+    const position = this.store.position();
+    const cp = since === undefined ? { kind: "full" as const, snapshot: position, after: null } : decodeCheckpoint(since);
+    if (cp === null || (cp.kind === "since" ? cp.pos : cp.snapshot) > position) return fail("invalid_request", "unknown or malformed checkpoint");
+    // Summaries are cheap (one index row each), so their budget is far larger than history's.
+    const shed = this.budget.admit(limit, "sync");
+    if (shed) return shed;
+    if (cp.kind === "since") {
+      const rows = this.store.changedSince(device, cp.pos, limit + 1);
+      const hasMore = rows.length > limit;
+      const page = rows.slice(0, limit);
+      return ok({ checkpoint: encodeCheckpoint(hasMore ? page[page.length - 1]!.change_pos : position), has_more: hasMore, conversations: page.map(summary) });
+    }
+    const rows = this.store.byActivity(device, cp.snapshot, cp.after, limit + 1);
+    const hasMore = rows.length > limit;
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const checkpoint = hasMore && last ? encodeFullCheckpoint(cp.snapshot, last.last_activity_at ?? 0, last.conversation_id) : encodeCheckpoint(cp.snapshot);
+    return ok({ checkpoint, has_more: hasMore, conversations: page.map(summary) });
+  }
+
+  #save(id: string, prev: IndexRow | undefined, next: ConversationState): Applied | null {
+    const unread = unreadOf(next);
+    const changed =
+      !prev ||
+      prev.epoch !== next.epoch ||
+      prev.head_seq !== next.head.seq ||
+      prev.floor_seq !== next.floor.seq ||
+      prev.read_seq !== next.read.seq ||
+      prev.membership !== next.membership ||
+      prev.member_seq !== next.member_seq ||
+      prev.unread !== unread;
+    // A state that only got newer in tick terms is saved in place: the sync position moves only for what a client sees.
+    const pos = changed ? this.store.nextPosition() : prev.change_pos;
+    this.store.saveConversation(id, next, unread, pos);
+    if (!changed) return null;
+    const frames: InboxServerFrame[] = [];
+    const advanced = !prev || next.head.seq > prev.head_seq;
+    if (advanced) frames.push({ type: "poke", conversation_id: id, head_seq: next.head.seq, checkpoint: encodeCheckpoint(pos) });
+    if (prev && next.read.seq > prev.read_seq) frames.push({ type: "read", conversation_id: id, read: next.read.seq });
+    if (!prev || next.membership !== prev.membership) frames.push({ type: "membership", conversation_id: id, membership: next.membership });
+    return { conversation_id: id, frames, state: next, unread, advanced };
+  }
+}
+
+function summary(r: IndexRow & { received: number | null }): SyncConversation {
+  return {
+    id: r.conversation_id,
+    epoch: r.epoch,
+    head_seq: r.head_seq,
+    floor_seq: r.floor_seq,
+    received: r.received ?? 0,
+    read: r.read_seq,
+    unread: r.unread,
+    last_activity_at: r.last_activity_at === null ? null : new Date(r.last_activity_at).toISOString(),
+    membership: r.membership,
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Devices of one user: registered on first sight, capped (the least recently
+ * seen is evicted), expired after DEVICE_TTL_DAYS. A device that goes takes its
+ * cursors, queue and push target with it, and the conversations it acknowledged
+ * in are told to forget it (receipts stop counting it), retried until confirmed.
+ */
+import { TUNING } from "../config/tuning";
+import type { Env } from "../env";
+import { log } from "../platform/log";
+import { backoffMs } from "../platform/retry";
+import { call } from "../platform/rpc";
+import { LIMITS } from "../protocol/limits";
+import type { UserStore } from "./store";
+
+export class Devices {
+  constructor(
+    private readonly env: Env,
+    private readonly store: UserStore,
+    private readonly ttlMs: number,
+    private readonly transaction: <T>(fn: () => T) => T,
+  ) {}
+
+  /**
+   * Records activity; registers a new device (evicting the stalest past the cap).
+   * Returns when the new device would expire, or null for a known device.
+   */
+  touch(device: string, now: number): number | null {
+    if (this.store.touchDevice(device, now)) return null;
+    this.transaction(() => {
+      if (this.store.deviceCount() >= LIMITS.maxDevicesPerUser) this.drop(this.store.stalestDevice());
+      this.store.insertDevice(device, now);
+    });
+    return now + this.ttlMs;
+  }
+
+  /** Removes a device and everything kept for it; call inside a transaction. */
+  drop(device: string): void {
+    this.store.queueForget(this.store.receivedConversations(device), device);
+    this.store.deleteDevice(device);
+  }
+
+  /** Devices unseen for the TTL go; returns when the next one would expire. */
+  expire(now: number): number {
+    const stale = this.store.devicesUnseenSince(now - this.ttlMs);
+    if (stale.length > 0) {
+      this.transaction(() => {
+        for (const device of stale) this.drop(device);
+      });
+      log("devices_expired", { devices: stale });
+    }
+    const oldest = this.store.oldestSeen();
+    return oldest === null ? Infinity : oldest + this.ttlMs;
+  }
+
+  /** Tells conversations to forget removed devices; returns when the next retry is due. */
+  async forget(user: string, now: number): Promise<number> {
+    for (const f of this.store.dueForgets(now, TUNING.forgetBatch)) {
+      try {
+        const res = await call(this.env.CONVERSATIONS, f.conversation_id, "forgetDevice", user, f.device_id);
+        if (!res.ok) throw new Error(res.message);
+        this.store.doneForget(f.conversation_id, f.device_id);
+      } catch (err) {
+        this.store.retryForget(f.conversation_id, f.device_id, now + TUNING.notifyRetryBaseMs + backoffMs(f.attempts, TUNING.notifyRetryBaseMs, TUNING.notifyRetryMaxMs));
+        log("device_forget_failed", { conversation: f.conversation_id, device: f.device_id, error: String(err) });
+      }
+    }
+    return this.store.nextForget() ?? Infinity;
+  }
+}
