@@ -1,19 +1,22 @@
 /**
- * MetricsDO: one object that aggregates the signals the isolates flush. It is
- * written at most once per isolate per flush interval, so it is not a hot spot;
- * Analytics Engine carries the raw points in production.
+ * MetricsDO: one shard of the signals the isolates flush (./shards.ts says
+ * which shard gets what; ./snapshot.ts merges them for the admin API). Each
+ * shard is written at most once per flush interval by the isolates that chose
+ * it; Analytics Engine carries the raw points in production.
  */
 import type { Env } from "../env";
-import type { Migration } from "../storage/migrate";
-import { SqlDurableObject } from "../storage/sql-object";
+import type { Migration } from "../platform/schema";
+import { PlatformObject } from "../platform/object";
 import v1 from "../../migrations/metrics/0001_init.sql";
 import type { MetricsBatch } from "./metrics";
 import { SIGNALS, type HistogramName } from "./signals";
+import { TUNING } from "../config/tuning";
 
 const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: v1 }];
 /** Gauge reports older than this are stale (their source went quiet or healthy). */
-const GAUGE_FRESH_MS = 60_000;
-const MAX_GAUGE_SOURCES = 10_000;
+const GAUGE_FRESH_MS = TUNING.gaugeFreshMs;
+/** Sources hash evenly over the shards, so each keeps its share of the service-wide bound. */
+const MAX_GAUGE_SOURCES = Math.ceil(TUNING.maxGaugeSources / TUNING.metricsShards);
 const INF = 1e308;
 
 export interface MetricsSnapshot {
@@ -23,7 +26,7 @@ export interface MetricsSnapshot {
   histograms: { name: string; buckets: { le: number; count: number }[]; sum: number; count: number }[];
 }
 
-export class MetricsDO extends SqlDurableObject {
+export class MetricsDO extends PlatformObject {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, MIGRATIONS);
@@ -41,10 +44,12 @@ export class MetricsDO extends SqlDurableObject {
         );
       }
       for (const g of batch.gauges) {
+        // Reports of one source reach this shard from several isolates in any order: the newest seen wins.
         this.sql.run(
           `INSERT INTO gauges (name, source, value, updated_at) VALUES (?, ?, ?, ?)
-           ON CONFLICT (name, source) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-          g.name, g.source, g.value, now,
+           ON CONFLICT (name, source) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+           WHERE excluded.updated_at >= gauges.updated_at`,
+          g.name, g.source, g.value, g.at,
         );
       }
       for (const o of batch.observations) this.#observe(o.name, o.value);
