@@ -1,5 +1,9 @@
-/** Failures the SDK distinguishes: the server said no (HttpError) or the network did (NetworkError). */
+/**
+ * Failures the SDK distinguishes: the server said no (HttpError), the network
+ * did (NetworkError), or no accepted token can be had (AuthRequiredError).
+ */
 import type { ErrorCode } from "../protocol/errors";
+import type { RefusalReason } from "./types";
 
 /** The server answered with an error status and (usually) the contract's error body. */
 export class HttpError extends Error {
@@ -49,6 +53,11 @@ export class NetworkError extends Error {
   }
 }
 
+/** The server sent something the contract does not allow (a malformed socket frame); it was dropped. */
+export class ProtocolError extends Error {
+  override readonly name = "ProtocolError";
+}
+
 /** The client was stopped (went offline) while the operation ran. */
 export class StoppedError extends Error {
   override readonly name = "StoppedError";
@@ -63,6 +72,42 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const at = Date.parse(value);
   return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/**
+ * No token the server accepts can be had right now: the token provider threw,
+ * or a freshly requested token was refused (401) as well. Nothing is dropped
+ * for it; work resumes once a token works again.
+ */
+export class AuthRequiredError extends Error {
+  override readonly name = "AuthRequiredError";
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+  }
+}
+
+const REFUSALS: Readonly<Record<number, RefusalReason>> = {
+  400: "invalid_request",
+  403: "forbidden",
+  404: "not_found",
+  413: "payload_too_large",
+};
+
+/** The service refused a request's content for good: repeating it cannot succeed. */
+export interface Refusal {
+  error: HttpError;
+  reason: RefusalReason;
+}
+
+/**
+ * The refusal in `err`, or null when waiting or a new token could still help.
+ * The contract's error code must match the status: a proxy's bare 404 or 413
+ * says nothing about the request, and must not cost a user their message.
+ */
+export function refusalOf(err: unknown): Refusal | null {
+  if (!(err instanceof HttpError)) return null;
+  const reason = REFUSALS[err.status];
+  return reason !== undefined && err.code === reason ? { error: err, reason } : null;
 }
 
 /** Whether waiting and trying again could help. */

@@ -4,8 +4,8 @@
  * `./node-file-storage` separately.
  *
  * @example
- * import { OfflineClient, IndexedDBStorage } from "./src/client";
- * const client = new OfflineClient({ baseUrl: location.origin, token, storage: new IndexedDBStorage("od:alice:phone") });
+ * import { OfflineClient, IndexedDBStorage } from "offline-delivery/client";
+ * const client = new OfflineClient({ baseUrl: "https://chat.example", token: getToken, storage: new IndexedDBStorage("od:alice:phone") });
  * client.show("general");
  * await client.start();
  */
@@ -19,15 +19,21 @@ export type {
   EntrySource,
   HandlerResult,
   OutboxItem,
+  ReadFailedInfo,
+  ReceiptInfo,
+  RefusalReason,
   ResetInfo,
   SendFailedInfo,
   SentInfo,
-} from "./client";
+  TokenProvider,
+} from "./types";
+export { formatReceipt } from "./receipts";
 export { MemoryStorage, cloneJson } from "./storage";
 export type { ClientStorage, JsonValue, StorageOp } from "./storage";
 export { IndexedDBStorage } from "./indexeddb-storage";
 export type { IdbFactoryLike } from "./indexeddb-storage";
-export { HttpError, NetworkError, StoppedError, isRetryable, parseRetryAfter } from "./errors";
+export { AuthRequiredError, HttpError, NetworkError, ProtocolError, StoppedError, isRetryable, parseRetryAfter, refusalOf } from "./errors";
+export type { Refusal } from "./errors";
 export { backoffDelay, sleep } from "./backoff";
 export type { BackoffOptions } from "./backoff";
 export { fetchSocketFactory, webSocketFactory } from "./socket";
@@ -35,5 +41,5 @@ export type { ClientSocket, SocketFactory, SocketHandlers } from "./socket";
 export { addSpans, covers, spansOf } from "./coverage";
 export type { Coverage, Span } from "./coverage";
 // Wire types, re-exported from the shared protocol module (never redefined here).
-export type { Gap, Message, MessagePage, SyncConversation, SyncResponse, ToDeviceEntry } from "../protocol/types";
-export type { PokeFrame } from "../protocol/frames";
+export type { Gap, Message, MessagePage, ReceiptCounts, SyncConversation, SyncResponse, SyncTimeline, ToDeviceEntry } from "../protocol/types";
+export type { PokeFrame, ReceiptFrame } from "../protocol/frames";

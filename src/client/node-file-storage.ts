@@ -1,8 +1,8 @@
 /**
  * ClientStorage in one JSON file, for Node (bots, CLIs, integration tests).
  * The only file of the SDK that uses Node APIs; import it from
- * `src/client/node-file-storage` (it is deliberately not exported from the
- * browser-safe `src/client/index.ts`).
+ * `offline-delivery/client/node` (it is deliberately not exported from the
+ * browser-safe `offline-delivery/client`).
  *
  * Every write replaces the whole file by writing a temporary file, fsyncing
  * it and renaming it over the old one, so a crash leaves either the old or the
@@ -29,7 +29,7 @@ async function loadFs(): Promise<FsPromises> {
 
 /**
  * @example
- * import { FileStorage } from "./src/client/node-file-storage";
+ * import { FileStorage } from "offline-delivery/client/node";
  * const storage = new FileStorage("./bob-laptop.json");
  * const client = new OfflineClient({ baseUrl: "http://127.0.0.1:8787", token, storage });
  */
