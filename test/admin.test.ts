@@ -1,7 +1,8 @@
 /**
  * Operator API: the token gate, the Prometheus exposition of the nine signals,
  * each signal moving when its cause happens, and the per-user / per-conversation
- * views. Metrics are buffered per isolate and flushed to the MetricsDO, so a
+ * views. Metrics are buffered per isolate and flushed to the MetricsDO shards
+ * (merged by the admin API; test/metrics.test.ts checks the merge), so a
  * signal is read by polling (bounded) rather than after a blind sleep.
  */
 import { env, runDurableObjectAlarm, SELF } from "cloudflare:test";
@@ -9,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { MetricsSnapshot } from "../src/observability/metrics-do";
 import { SIGNALS, type SignalName } from "../src/observability/signals";
 import { BASE, Device, expectError, request, sleep, uid, userStub } from "./helpers";
-import { TestSocket } from "./ws";
+import { TestSocket } from "./sockets";
 
 const ADMIN = "test-admin";
 const PREFIX = "offline_delivery_";

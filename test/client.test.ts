@@ -12,72 +12,13 @@ import {
   HttpError,
   MemoryStorage,
   NetworkError,
-  OfflineClient,
-  type ClientOptions,
   type ClientStorage,
-  type ClientSocket,
-  type EntryBatch,
   type JsonValue,
-  type SocketFactory,
   type StorageOp,
 } from "../src/client";
 import type { ToDeviceEntry } from "../src/protocol/types";
-import { BASE, Device, flush, range, sendMany, sleep, uid } from "./helpers";
-
-const selfFetch = (req: Request) => SELF.fetch(req);
-
-/** Records what the app's handler saw, as an app would store it. */
-class Recorder {
-  readonly batches: EntryBatch[] = [];
-  get seqs(): number[] {
-    return this.batches.flatMap((b) => b.messages.map((m) => m.seq));
-  }
-  readonly onEntries = (batch: EntryBatch): StorageOp[] => {
-    this.batches.push(batch);
-    // Stored in the same atomic batch as the SDK's cursor: exactly-once apply.
-    return batch.messages.map((m) => ({ op: "set", key: `app:msg:${batch.conversationId}:${m.seq}`, value: m.seq }));
-  };
-}
-
-function client(dev: Device, storage: ClientStorage, opts: Partial<ClientOptions> = {}): OfflineClient {
-  return new OfflineClient({
-    baseUrl: BASE,
-    token: dev.jwt,
-    storage,
-    fetch: selfFetch,
-    socketFactory: null,
-    inbox: false,
-    syncIntervalMs: 0,
-    backoff: { baseMs: 10, maxMs: 50 },
-    ...opts,
-  });
-}
-
-/** Sets up alice + bob in a fresh conversation, with `count` messages from alice. head = count + 1. */
-async function fixture(count: number) {
-  const alice = await Device.of(uid("alice"));
-  const bob = await Device.of(uid("bob"), "laptop");
-  const conv = await alice.createConversation([bob.user]);
-  await sendMany(alice, conv, count);
-  await flush(conv);
-  return { alice, bob, conv };
-}
-
-function sorted(xs: number[]): number[] {
-  return [...xs].sort((a, b) => a - b);
-}
-
-async function serverReceived(dev: Device, conv: string): Promise<number | undefined> {
-  return (await dev.syncEntry(conv))?.received;
-}
-
-async function until(pred: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
-}
+import { client, cuttable, fixture, Recorder, selfFetch, serverReceived, sorted, until } from "./client-fixtures";
+import { flush, range, sendMany, uid } from "./helpers";
 
 describe("coverage and backoff (pure)", () => {
   it("folds spans into the contiguous watermark", () => {
@@ -349,18 +290,6 @@ describe("client outbox", () => {
 });
 
 describe("client sockets", () => {
-  /** A socket factory whose sockets the test can cut. */
-  function cuttable() {
-    const open: ClientSocket[] = [];
-    const base = fetchSocketFactory(selfFetch);
-    const factory: SocketFactory = async (url, handlers) => {
-      const s = await base(url, handlers);
-      open.push(s);
-      return s;
-    };
-    return { factory, open };
-  }
-
   it("live frames deliver once; sends go over the socket; a dropped socket catches up without duplicates", async () => {
     const { alice, bob, conv } = await fixture(2);
     const rec = new Recorder();

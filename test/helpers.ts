@@ -156,11 +156,21 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Rows waiting in a conversation's outbox. */
+/**
+ * Notification work a conversation still owes its members: members owed an
+ * exact view, plus one when a tick is due (the head or floor moved since the last one).
+ */
 export function outboxSize(conv: string): Promise<number> {
-  return runInDurableObject(convStub(conv), (_obj, state) =>
-    Number(state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n),
-  );
+  return runInDurableObject(convStub(conv), (_obj, state) => {
+    const sql = state.storage.sql;
+    const targets = Number(sql.exec<{ n: number }>("SELECT count(*) AS n FROM notify_targets").one().n);
+    const meta = sql.exec<{ tick_head: number; tick_floor: number; head_seq: number; floor_seq: number }>(
+      "SELECT tick_head, tick_floor, head_seq, floor_seq FROM conversation",
+    ).toArray()[0];
+    const head = Number(sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM entries").one().seq ?? 0);
+    const dirty = meta !== undefined && (Math.max(head, meta.head_seq) > meta.tick_head || meta.floor_seq > meta.tick_floor);
+    return targets + (dirty ? 1 : 0);
+  });
 }
 
 /** Poke calls a user's UserDO has received so far. */

@@ -40,7 +40,8 @@ import {
   type Case,
 } from "./hostile/cases";
 import { badTokens } from "./hostile/tokens";
-import { directFetch, DirectSocket as TestSocket } from "./model/direct";
+import { directFetch } from "./model/direct";
+import { TestSocket } from "./sockets";
 
 const viteEnv = (import.meta as unknown as { env?: Record<string, string | undefined> }).env ?? {};
 const seedSetting = viteEnv.HOSTILE_SEED ?? viteEnv.VITE_HOSTILE_SEED;
@@ -132,7 +133,7 @@ async function runAll(cases: Case[]): Promise<string[]> {
 }
 
 async function mustOpen(path: string, jwt: string): Promise<TestSocket> {
-  const s = await TestSocket.open(path, jwt);
+  const s = await TestSocket.open(path, jwt, { transport: "direct" });
   if (s instanceof Response) throw new Error(`upgrade refused: ${s.status} ${await s.text()}`);
   return s;
 }
@@ -160,7 +161,7 @@ async function snapshot(): Promise<unknown> {
     runInDurableObject(convStub(id), (_o, state) => {
       const sql = state.storage.sql;
       return {
-        conversation: sql.exec("SELECT id, epoch, head_seq, floor_seq, version, max_age_seconds, max_messages FROM conversation").toArray(),
+        conversation: sql.exec("SELECT id, epoch, head_seq, floor_seq, msg_count, member_count, max_age_seconds, max_messages FROM conversation").toArray(),
         entries: sql.exec("SELECT seq, msg_id, type, sender_user, sender_device, client_msg_id, body FROM entries ORDER BY seq").toArray(),
         intervals: sql.exec("SELECT * FROM intervals ORDER BY user_id, from_seq").toArray(),
         members: sql.exec("SELECT * FROM members ORDER BY user_id").toArray(),
@@ -173,7 +174,7 @@ async function snapshot(): Promise<unknown> {
       return {
         meta: sql.exec("SELECT change_pos, queue_seq FROM user_meta").toArray(),
         devices: sql.exec("SELECT device_id, push_provider, push_token, push_json, dropped FROM devices ORDER BY device_id").toArray(),
-        conversations: sql.exec("SELECT conversation_id, epoch, head_seq, floor_seq, read_seq, unread, membership, version FROM conversations ORDER BY conversation_id").toArray(),
+        conversations: sql.exec("SELECT conversation_id, epoch, head_seq, floor_seq, read_seq, unread, membership, member_seq FROM conversations ORDER BY conversation_id").toArray(),
         received: sql.exec("SELECT * FROM received ORDER BY device_id, conversation_id").toArray(),
         queue: sql.exec("SELECT device_id, id, from_user, from_device, body FROM queue ORDER BY device_id, id").toArray(),
         queueSends: sql.exec("SELECT from_user, from_device, client_msg_id, queued FROM queue_sends ORDER BY from_user, from_device, client_msg_id").toArray(),

@@ -1,32 +1,44 @@
 /**
- * Model-based test (issue 7): random schedules of sends, retries, live socket
- * connects/disconnects, sync, page reads, catch-up, cursor acks, joins/leaves,
- * retention and eviction across 3 users × 2 devices and 2 conversations, each
- * step checked against an in-memory model (test/model/model.ts; the checks are
- * listed in test/model/runner.ts).
+ * Model-based test (issues 7 and 15): random schedules of sends, retries, live
+ * socket connects/disconnects, sync (with v1.1 timelines), page reads, catch-up,
+ * cursor acks, receipts, joins/leaves (up to 5 members, so the notification tree
+ * of the sharded config has two levels), retention, device deletion, faults
+ * between objects and evictions (also mid-drain), across 3 acting users × 2
+ * devices, a stranger, two "crowd" users and 2 conversations; every step is
+ * checked against an in-memory model (test/model/model.ts; the checks are
+ * listed in test/model/runner.ts). `npm test` runs this file twice: as is, and
+ * with NOTIFY_FANOUT=2 / LIVE_ROOT_SOCKETS=1 (vitest.sharded.config.ts), so the
+ * same schedules go through NotifyShardDO trees and LiveShardDOs.
  *
- * Size: MODEL_RUNS schedules (default 25) of at most MODEL_STEPS steps (default 25).
- * `npm run test:model:nightly` runs 1000, as 10 processes of 100 with fresh seeds:
- * in the local runtime each new Durable Object costs more than the one before
- * (measured: 11 ms for the first 100 objects of a file, 120 ms after 600), so one
- * process of 1000 schedules (~6,000 objects) would take the better part of an hour.
+ * Budget. Default (CI): random schedules of ≤ MODEL_STEPS steps (default 25)
+ * for MODEL_BUDGET_MS (default 100 s), however many fit; a fresh seed per run,
+ * printed first. MODEL_RUNS=N runs exactly N schedules instead (no time limit
+ * unless MODEL_BUDGET_MS is given too). In the local runtime each new Durable
+ * Object costs more than the one before within a test file (measured: ~20 ms
+ * for the first objects of a file, ~200 ms after ~1,000; a schedule makes 6-10),
+ * so long runs are many processes: `node test/model/nightly.mjs` (see there).
  *
- * Replaying a failure: the seed is printed at the start ("model: seed …") and
- * fast-check prints the seed and path of a failing run. Re-run with
- *   MODEL_SEED=<seed> [MODEL_PATH=<path>] npx vitest run test/model.test.ts
- * (MODEL_SHRINK=1 lets fast-check shrink the failing schedule; slower).
+ * Replaying a failure: the failure prints the seed, the path and the schedule up
+ * to the failing step as JSON. Re-run with
+ *   MODEL_SEED=<seed> MODEL_PATH=<path> npx vitest run test/model.test.ts
+ * or replay the printed schedule alone (no seed needed):
+ *   MODEL_SCHEDULE='<json>' npx vitest run test/model.test.ts
+ * MODEL_SHRINK=1 lets fast-check shrink the failing schedule (no time limit
+ * then; slower). A finding becomes a fixed test in "model findings" below:
+ * `await runSchedule(<the JSON>)`.
  *
- * The Workers pool forwards only VITE_-prefixed variables into the test runtime
- * unless vitest.config.ts adds "MODEL_" to `envPrefix`; both spellings are
- * read here (VITE_MODEL_RUNS, VITE_MODEL_SEED, … work today).
+ * The Workers pool forwards only VITE_-, MODEL_- and HOSTILE_-prefixed
+ * variables into the test runtime (envPrefix in vitest.config.ts); both
+ * spellings are read here (MODEL_SEED or VITE_MODEL_SEED, …).
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import type { ConversationSummary, SendResult, SyncResponse } from "../src/protocol/types";
 import { flush, token, uid } from "./helpers";
 import { DirectDevice } from "./model/direct";
-import { runSchedule, stats } from "./model/runner";
-import { scheduleArb } from "./model/steps";
+import { faultStats } from "./model/faults";
+import { runSchedule, ScheduleFailure, stats } from "./model/runner";
+import { scheduleArb, type Schedule } from "./model/steps";
 
 const viteEnv = (import.meta as unknown as { env?: Record<string, string | undefined> }).env ?? {};
 const nodeEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
@@ -34,7 +46,9 @@ function setting(name: string): string | undefined {
   const value = viteEnv[name] ?? viteEnv[`VITE_${name}`] ?? nodeEnv[name] ?? nodeEnv[`VITE_${name}`];
   return value === undefined || value === "" ? undefined : value;
 }
-function intSetting(name: string, fallback: number): number {
+function intSetting(name: string, fallback: number): number;
+function intSetting(name: string, fallback: null): number | null;
+function intSetting(name: string, fallback: number | null): number | null {
   const raw = setting(name);
   if (raw === undefined) return fallback;
   const n = Number(raw);
@@ -42,31 +56,80 @@ function intSetting(name: string, fallback: number): number {
   return n;
 }
 
-const RUNS = intSetting("MODEL_RUNS", 25);
+const RUNS = intSetting("MODEL_RUNS", null);
+const BUDGET_MS = intSetting("MODEL_BUDGET_MS", RUNS === null ? 100_000 : 0);
 const MAX_STEPS = intSetting("MODEL_STEPS", 25);
 const SEED = intSetting("MODEL_SEED", (Date.now() ^ Math.floor(Math.random() * 0x7fffffff)) | 0);
 const PATH = setting("MODEL_PATH");
 const SHRINK = setting("MODEL_SHRINK") === "1";
+const SCHEDULE = setting("MODEL_SCHEDULE");
+/** With a time budget, far more runs than ever fit: the budget ends the run. */
+const NUM_RUNS = RUNS ?? 1_000_000;
+const TIME_LIMIT = SHRINK || BUDGET_MS <= 0 ? undefined : BUDGET_MS;
+const TEST_TIMEOUT = TIME_LIMIT !== undefined && RUNS === null ? TIME_LIMIT + 90_000 : Math.max(180_000, (RUNS ?? 25) * 20_000) * (SHRINK ? 10 : 1);
 
 describe("model-based schedules", () => {
+  const started = Date.now();
   afterAll(() => {
-    console.log(`model: ${stats.schedules} schedules, ${stats.steps} steps, ${stats.requests} requests, ${stats.checks} checks (seed ${SEED})`);
-    console.log(`model: time in apply ${stats.applyMs} ms, settle ${stats.settleMs} ms, sockets ${stats.socketMs} ms, attachment polls ${stats.pollMs} ms`);
+    const faults = [...faultStats.byTarget].map(([k, n]) => `${k} ${n}`).join(", ") || "none";
+    console.log(
+      `model: ${stats.schedules} schedules, ${stats.steps} steps, ${stats.requests} requests, ${stats.checks} checks, ` +
+        `${stats.timelines} timelines, ${stats.receipts} receipts, ${stats.faultsArmed} faults armed (${faultStats.hits} hits: ${faults}), ` +
+        `${stats.evictions} evictions in ${Math.round((Date.now() - started) / 1000)} s (seed ${SEED})`,
+    );
+    console.log(
+      `model: time in create ${stats.createMs} ms, apply ${stats.applyMs} ms, settle ${stats.settleMs} ms, sockets ${stats.socketMs} ms, ` +
+        `indexes ${stats.indexMs} ms, attachment polls ${stats.pollMs} ms`,
+    );
   });
 
+  if (SCHEDULE !== undefined) {
+    it("the schedule in MODEL_SCHEDULE matches the model", async () => {
+      await runSchedule(JSON.parse(SCHEDULE) as Schedule);
+    }, 300_000);
+    return;
+  }
+
+  const size = RUNS !== null ? `${RUNS} random schedules` : `random schedules for ${Math.round(BUDGET_MS / 1000)} s`;
   it(
-    `${RUNS} random schedules of ≤ ${MAX_STEPS} steps match the model`,
+    `${size} of ≤ ${MAX_STEPS} steps match the model`,
     async () => {
-      console.log(`model: seed ${SEED}, ${RUNS} runs of ≤ ${MAX_STEPS} steps; replay with MODEL_SEED=${SEED} (VITE_MODEL_SEED in the Workers pool)`);
+      console.log(
+        `model: seed ${SEED}, ${RUNS !== null ? `${RUNS} runs` : `a ${BUDGET_MS} ms budget`} of ≤ ${MAX_STEPS} steps; ` +
+          `replay with MODEL_SEED=${SEED} (VITE_MODEL_SEED in the Workers pool)`,
+      );
+      let run = PATH !== undefined ? Number(PATH.split(":")[0]) - 1 : -1;
       await fc.assert(
         fc.asyncProperty(scheduleArb(MAX_STEPS), async (schedule) => {
-          await runSchedule(schedule);
-          if (stats.schedules % 50 === 0) console.log(`model: ${stats.schedules} schedules, ${stats.steps} steps so far (apply ${stats.applyMs} ms, settle ${stats.settleMs} ms)`);
+          run += 1;
+          try {
+            await runSchedule(schedule);
+          } catch (err) {
+            if (err instanceof ScheduleFailure && !SHRINK) {
+              console.error(
+                `model: FAILED seed ${SEED} path ${PATH ?? run} at step ${err.step}; replay with
+` +
+                  `  MODEL_SEED=${SEED} MODEL_PATH=${PATH ?? run} npx vitest run test/model.test.ts   (add MODEL_SHRINK=1 to shrink)
+` +
+                  `  MODEL_SCHEDULE='${JSON.stringify(err.schedule)}' npx vitest run test/model.test.ts`,
+              );
+            }
+            throw err;
+          }
+          if (stats.schedules % 25 === 0) {
+            console.log(`model: ${stats.schedules} schedules, ${stats.steps} steps after ${Math.round((Date.now() - started) / 1000)} s (apply ${stats.applyMs} ms, settle ${stats.settleMs} ms)`);
+          }
         }),
-        { seed: SEED, numRuns: RUNS, endOnFailure: !SHRINK, ...(PATH !== undefined ? { path: PATH } : {}) },
+        {
+          seed: SEED,
+          numRuns: NUM_RUNS,
+          endOnFailure: !SHRINK,
+          ...(TIME_LIMIT !== undefined ? { interruptAfterTimeLimit: TIME_LIMIT, markInterruptAsFailure: false } : {}),
+          ...(PATH !== undefined ? { path: PATH } : {}),
+        },
       );
     },
-    Math.max(120_000, RUNS * 20_000),
+    TEST_TIMEOUT,
   );
 });
 
@@ -75,6 +138,68 @@ describe("model-based schedules", () => {
  * written out so the failure is readable without a seed).
  */
 describe("model findings", () => {
+  /**
+   * Issue 15, seed 1747240287 (MODEL_RUNS=100), path 13: failed at step 19/23
+   * `{"k":"sync","u":0,"d":0,"limit":2,"full":false}` with max_messages 1: u0's
+   * sync row for conversation 1 said floor_seq 4 where the model (then: the
+   * plain floor) expected 5. The events, in conversation 1 (members u1, u0, u2;
+   * retention keeps the newest entry):
+   *   seq 2 u0 sends (floor 1) · seq 3 u2 removes u0: u0's leave (floor 2) ·
+   *   seq 4 (floor 3: everything u0 could see is gone) · seq 5 (floor 4) · seq 6 (floor 5).
+   * The old server told former members about floor moves while their leave was
+   * at or above the old floor, so u0 heard 3 and 4 but not 5; no finite rule of
+   * "keep telling former members" holds without a poke to every former member on
+   * every floor move, forever. The contract decision since: a former member's
+   * floor is min(floor, their leave seq) (views.ts `view`, floor clamped at the
+   * visible head). Here that is 3, and it stays 3; u0 learns it because the
+   * retention batch that moved the floor from 2 to 3 still overlapped u0's
+   * interval (retention.ts `enforce`: formerMembersAbove(old floor) get a view).
+   * Without the clamp the row says 4 or 5 (whichever view came last); without
+   * that retention view it stays at 2. The runner checks u0's index after every
+   * step (not only at the sync), so both steps below fail then.
+   */
+  const SEED_1747240287: Schedule = {
+    maxMessages: 1,
+    steps: [
+      { k: "send", u: 0, d: 0, c: 1, socket: false }, // seq 2
+      { k: "member", u: 2, d: 1, c: 1, target: 0, add: false }, // seq 3: u0 leaves
+      { k: "sync", u: 0, d: 0, limit: 2, full: false }, // u0: head 3, floor 2, left
+      { k: "send", u: 1, d: 0, c: 1, socket: false }, // seq 4, floor 3 = u0's leave
+      { k: "send", u: 2, d: 0, c: 1, socket: false }, // seq 5, floor 4
+      { k: "send", u: 2, d: 1, c: 1, socket: false }, // seq 6, floor 5
+      { k: "sync", u: 0, d: 0, limit: 2, full: false }, // step 19 of the seed: floor_seq 3 = min(5, 3)
+    ],
+  };
+  it("seed 1747240287: a former member's floor stops at their leave seq while retention moves on (minimal schedule)", async () => {
+    await runSchedule(SEED_1747240287);
+  });
+  it("seed 1747240287: the generated schedule up to its failing step (path 13)", async () => {
+    await runSchedule({
+      maxMessages: 1,
+      steps: [
+        { k: "retry", u: 2, d: 0, c: 0, pick: 12, socket: true, crossConversation: false },
+        { k: "send", u: 2, d: 0, c: 0, socket: true },
+        { k: "page", u: 0, d: 1, c: 0, backward: false, pos: 0, limit: 2, badEpoch: true },
+        { k: "page", u: 0, d: 0, c: 1, backward: false, pos: 21, limit: 1, badEpoch: true },
+        { k: "send", u: 0, d: 0, c: 1, socket: false },
+        { k: "member", u: 2, d: 1, c: 1, target: 0, add: false },
+        { k: "send", u: 1, d: 0, c: 0, socket: true },
+        { k: "member", u: 1, d: 1, c: 0, target: 1, add: true },
+        { k: "catchup", u: 2, d: 1, c: 1, limit: 2 },
+        { k: "open", u: 0, d: 0, c: 0, after: 1 },
+        { k: "send", u: 0, d: 0, c: 1, socket: false },
+        { k: "send", u: 1, d: 0, c: 1, socket: false },
+        { k: "sync", u: 2, d: 0, limit: 3, full: true },
+        { k: "close", u: 1, d: 0, c: 1 },
+        { k: "send", u: 2, d: 0, c: 1, socket: false },
+        { k: "close", u: 1, d: 1, c: 1 },
+        { k: "close", u: 2, d: 1, c: 0 },
+        { k: "send", u: 2, d: 1, c: 1, socket: false },
+        { k: "sync", u: 0, d: 0, limit: 2, full: false },
+      ],
+    });
+  });
+
   async function pair(maxMessages: number) {
     const a = uid("fa");
     const b = uid("fb");
@@ -99,7 +224,7 @@ describe("model findings", () => {
     expect({ status: retry.status, seq: retry.body.seq, duplicate: retry.body.duplicate }).toEqual({ status: 200, seq: first.body.seq, duplicate: true });
   });
 
-  it("a former member's sync summary follows retention: floor_seq and unread of what is left", async () => {
+  it("a former member's sync summary follows retention until everything they could see is gone (floor capped at their leave)", async () => {
     const { alice, bob, conv } = await pair(2);
     for (const cmid of ["a1", "a2"]) expect((await send(alice, conv, cmid)).status).toBe(201);
     const removed = await alice.post<ConversationSummary>(`/v1/conversations/${conv}/members`, { remove: [bob.user] });
@@ -113,7 +238,7 @@ describe("model findings", () => {
     const row = sync.body.conversations.find((c) => c.id === conv);
     expect(row && { head_seq: row.head_seq, floor_seq: row.floor_seq, unread: row.unread, membership: row.membership }).toEqual({
       head_seq: leaveSeq,
-      floor_seq: floor,
+      floor_seq: Math.min(floor, leaveSeq),
       unread: 0,
       membership: "left",
     });

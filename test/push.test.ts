@@ -9,7 +9,7 @@ import { handlePushBatch } from "../src/push/consumer";
 import type { PushTask } from "../src/push/types";
 import type { RecordedRequest } from "./fakes/providers";
 import { Device, uid } from "./helpers";
-import { TestSocket } from "./ws";
+import { TestSocket } from "./sockets";
 
 const fake = (env as unknown as { FAKE_PROVIDER_URL: string }).FAKE_PROVIDER_URL;
 

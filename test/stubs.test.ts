@@ -1,6 +1,6 @@
 /** The Durable Object call helper: retry only `retryable && !overloaded`, on a fresh stub each time. */
 import { describe, expect, it } from "vitest";
-import { isOverloaded, isRetryable, withRetry } from "../src/worker/stubs";
+import { isOverloaded, isRetryable, withRetry } from "../src/platform/rpc";
 
 function platformError(flags: { retryable?: boolean; overloaded?: boolean }): Error {
   return Object.assign(new Error("platform"), flags);

@@ -62,11 +62,15 @@ describe("sync checkpoints", () => {
     const alice = await Device.of(uid("alice"));
     const bob = await Device.of(uid("bob"));
     const convs: string[] = [];
-    for (let i = 0; i < 4; i++) convs.push(await alice.createConversation([bob.user]));
+    for (let i = 0; i < 4; i++) {
+      convs.push(await alice.createConversation([bob.user]));
+      await new Promise((r) => setTimeout(r, 3)); // distinct activity times
+    }
+    // A full sync lists the inbox by activity, newest first (v1.1).
     const p1 = await bob.sync("limit=2");
-    expect(p1.body.conversations.map((c) => c.id)).toEqual(convs.slice(0, 2));
+    expect(p1.body.conversations.map((c) => c.id)).toEqual([convs[3], convs[2]]);
     expect(p1.body.has_more).toBe(true);
-    // The first conversation (already delivered) changes before page 2 is fetched.
+    // The oldest conversation (not listed yet) changes before page 2 is fetched.
     await alice.sendOk(convs[0]!);
     await flush(convs[0]!);
     const ids: string[] = [];
@@ -77,7 +81,12 @@ describe("sync checkpoints", () => {
       since = res.body.checkpoint;
       if (!res.body.has_more) break;
     }
-    expect(ids).toEqual([convs[2], convs[3], convs[0]]);
+    // The rest of the full sync, then what changed during it: nothing is lost.
+    const next = await bob.sync(`limit=2&since=${encodeURIComponent(since)}`);
+    ids.push(...next.body.conversations.map((c) => c.id));
+    expect(ids.slice(-1)).toEqual([convs[0]]);
+    expect(new Set(ids)).toEqual(new Set([convs[1], convs[0]]));
+    expect(next.body.conversations[0]).toMatchObject({ id: convs[0], head_seq: 2, unread: 1 });
   });
 
   it("the same sync request twice returns the same body", async () => {

@@ -8,6 +8,7 @@
  *   POST /fcm/token                            OAuth 2.0 JWT-bearer grant (RS256 assertion)
  *   POST /fcm/v1/projects/:p/messages:send     bearer from /fcm/token, HTTP v1 message shape
  *   POST /webpush/:id                          VAPID (RFC 8292) and aes128gcm (RFC 8291), decrypted
+ *   GET  /jwks/:name                           an identity provider's JWKS, as programmed below (test/auth.test.ts)
  *
  * Test controls:
  *   POST /_webpush/subscribe                   a new subscription {endpoint, keys} (the fake keeps the private key)
@@ -15,6 +16,9 @@
  *                                              (token = device token, webpush id, or client_email for /fcm/token)
  *   GET  /_requests?provider=&token=           what was received, oldest first
  *   POST /_reset                               forget requests and programmed replies
+ *   POST /_jwks/:name {status?, headers?, body?, hang?}
+ *                                              what GET /jwks/:name answers from now on (hang: never answer)
+ *   GET  /_jwks/:name                          {hits}: how many times GET /jwks/:name was asked
  *
  * A request that fails verification is answered the way the real provider
  * would (401/403/400) and recorded with its `problems`.
@@ -77,6 +81,16 @@ export interface FakeProviderBindings {
   FCM_ENDPOINT: string;
   VAPID_PRIVATE_JWK: string;
   VAPID_SUBJECT: string;
+}
+
+/** What the fake identity provider answers on GET /jwks/:name (programmed with POST /_jwks/:name). */
+export interface FakeJwks {
+  status?: number;
+  headers?: Record<string, string>;
+  /** A string is sent as is; anything else as JSON. */
+  body?: unknown;
+  /** Accept the request and never answer (an IdP that hangs). */
+  hang?: boolean;
 }
 
 export interface FakeProviders {
@@ -442,6 +456,8 @@ export async function startFakeProviders(): Promise<FakeProviders> {
     const raw = await readBody(req);
     const text = dec.decode(raw);
 
+    if (jwksRoute(url.pathname, method, text, res)) return;
+
     if (url.pathname === "/_requests" && method === "GET") {
       const provider = url.searchParams.get("provider");
       const token = url.searchParams.get("token");
@@ -498,6 +514,38 @@ export async function startFakeProviders(): Promise<FakeProviders> {
     rec.status = reply.status;
     requests.push(rec);
     send(res, reply);
+  }
+
+  /** The fake identity provider: JWKS documents by name, with hit counts. */
+  const jwks = new Map<string, { reply: FakeJwks; hits: number }>();
+  function jwksRoute(path: string, method: string, text: string, res: ServerResponse): boolean {
+    const control = /^\/_jwks\/([A-Za-z0-9_-]+)$/.exec(path)?.[1];
+    if (control && method === "POST") {
+      const body = parseJson(text);
+      if (!isRecord(body)) {
+        send(res, { status: 400, body: { error: "expected {status?, headers?, body?, hang?}" } });
+        return true;
+      }
+      const reply: FakeJwks = { status: typeof body.status === "number" ? body.status : 200, body: body.body, hang: body.hang === true };
+      if (isRecord(body.headers)) reply.headers = Object.fromEntries(Object.entries(body.headers).map(([k, v]) => [k, String(v)]));
+      jwks.set(control, { reply, hits: jwks.get(control)?.hits ?? 0 });
+      send(res, { status: 204 });
+      return true;
+    }
+    if (control && method === "GET") {
+      send(res, { status: 200, body: { hits: jwks.get(control)?.hits ?? 0 } });
+      return true;
+    }
+    const name = /^\/jwks\/([A-Za-z0-9_-]+)$/.exec(path)?.[1];
+    if (!name || method !== "GET") return false;
+    const entry = jwks.get(name);
+    if (!entry) send(res, { status: 404, body: { error: "no such JWKS" } });
+    else if (entry.reply.hang) entry.hits += 1; // never answered: the client must give up on its own
+    else {
+      entry.hits += 1;
+      send(res, { status: entry.reply.status ?? 200, ...(entry.reply.headers ? { headers: entry.reply.headers } : {}), body: entry.reply.body });
+    }
+    return true;
   }
 
   const server = createServer((req, res) => {

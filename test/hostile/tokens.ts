@@ -2,9 +2,13 @@
  * Bad device tokens for test/hostile.test.ts: forged, expired, unsigned,
  * algorithm-confused, malformed, and well-signed tokens whose claims are wrong.
  * Every one of them must get 401 (or the socket paths' 426 for a plain request).
+ * Time claims are off by more than the configured clock-skew leeway (tokens
+ * inside the leeway are valid: test/auth.test.ts).
  */
 import { sign } from "hono/jwt";
-import { SECRET } from "../helpers";
+import { settings } from "../../src/config/settings";
+import { LIMITS } from "../../src/protocol/limits";
+import { SECRET, testEnv } from "../helpers";
 
 function b64url(bytes: Uint8Array): string {
   let s = "";
@@ -33,6 +37,7 @@ export interface BadToken {
 /** Builds the bad tokens for a real user/device pair (so only the token is wrong). */
 export async function badTokens(user: string, device: string): Promise<BadToken[]> {
   const now = Math.floor(Date.now() / 1000);
+  const leeway = settings(testEnv).auth.clockSkewSeconds;
   const claims = { sub: user, did: device, iat: now, exp: now + 3600 };
   const hs = async (header: Record<string, unknown>, payload: Record<string, unknown>, secret = SECRET, hash: "SHA-256" | "SHA-384" | "SHA-512" = "SHA-256") => {
     const data = `${json64(header)}.${json64(payload)}`;
@@ -58,12 +63,18 @@ export async function badTokens(user: string, device: string): Promise<BadToken[
     ["forged (wrong secret)", await sign(claims, "not-the-secret", "HS256")],
     ["forged (one-byte secret)", await hs({ alg: "HS256", typ: "JWT" }, claims, "x")],
     ["expired", await sign({ ...claims, iat: now - 7200, exp: now - 3600 }, SECRET, "HS256")],
-    ["expired by 1 s", await sign({ ...claims, exp: now - 1 }, SECRET, "HS256")],
+    ["expired by 1 s beyond the leeway", await sign({ ...claims, exp: now - leeway - 1 }, SECRET, "HS256")],
     ["no exp", await sign({ sub: user, did: device, iat: now }, SECRET, "HS256")],
     ["exp as a string", await hs({ alg: "HS256", typ: "JWT" }, { ...claims, exp: String(now + 3600) })],
     ["exp NaN-ish", await hs({ alg: "HS256", typ: "JWT" }, { ...claims, exp: "NaN" })],
     ["nbf in the future", await sign({ ...claims, nbf: now + 3600 }, SECRET, "HS256")],
     ["iat in the future", await sign({ ...claims, iat: now + 3600 }, SECRET, "HS256")],
+    ["nbf 5 s beyond the leeway", await sign({ ...claims, nbf: now + leeway + 5 }, SECRET, "HS256")],
+    ["iat 5 s beyond the leeway", await sign({ ...claims, iat: now + leeway + 5 }, SECRET, "HS256")],
+    ["typ foo", await hs({ alg: "HS256", typ: "foo" }, claims)],
+    ["typ application/jose (a JWS, not a JWT)", await hs({ alg: "HS256", typ: "application/jose" }, claims)],
+    ["typ a number", await hs({ alg: "HS256", typ: 1 }, claims)],
+    ["crit header jose does not know", await hs({ alg: "HS256", crit: ["x-unknown"], "x-unknown": 1 }, claims)],
     ["alg none, no signature", `${json64({ alg: "none", typ: "JWT" })}.${json64(claims)}.`],
     ["alg None, no signature", `${json64({ alg: "None", typ: "JWT" })}.${json64(claims)}.`],
     ["alg none, HS256 signature kept", `${json64({ alg: "none", typ: "JWT" })}.${gp}.${gs}`],
@@ -94,6 +105,7 @@ export async function badTokens(user: string, device: string): Promise<BadToken[
     ["did empty", await sign({ ...claims, did: "" }, SECRET, "HS256")],
     ["did with a dot", await sign({ ...claims, did: "a.b" }, SECRET, "HS256")],
     ["huge token", `${gh}.${json64({ ...claims, pad: "x".repeat(6000) })}.${gs}`],
+    ["over the token cap, well signed", await sign({ ...claims, pad: "x".repeat(LIMITS.maxTokenBytes) }, SECRET, "HS256")],
   ];
   const out: BadToken[] = tokens.map(([name, t]) => ({ name, header: `Bearer ${t}` }));
   out.push(

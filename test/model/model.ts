@@ -34,6 +34,10 @@ export class ConvModel {
   readonly received = new Map<string, number>();
   /** key `${user}/${device}/${cmid}` → seq of the accepted send */
   readonly sends = new Map<string, number>();
+  /** Every entry's sender, kept after retention removed the entry (receipts exclude the sender of any seq). */
+  readonly senderOf = new Map<number, string>();
+  /** created_at (ms) of entries, as the service reported or stored them (sync's last_activity_at). */
+  readonly createdAt = new Map<number, number>();
 
   constructor(
     readonly id: string,
@@ -87,6 +91,7 @@ export class ConvModel {
     const entry: ModelEntry = { ...e, seq: this.head + 1 };
     this.entries.push(entry);
     this.head = entry.seq;
+    this.senderOf.set(entry.seq, entry.user);
     return entry;
   }
 
@@ -140,6 +145,54 @@ export class ConvModel {
     return next;
   }
 
+  /** DELETE /v1/devices/:id: the device's cursors go (the conversation forgets its mirror too). */
+  forgetDevice(user: string, device: string): void {
+    this.received.delete(`${user}/${device}`);
+  }
+
+  /**
+   * GET …/receipts?seq= (PROTOCOL.md v1.1): counts over current members other
+   * than the entry's sender; a device counts when its `received` ≥ seq, a user
+   * when any of their devices does (delivered) or their `read` ≥ seq (read).
+   * Former members' cursors are not counted; a deleted device's cursor is gone.
+   */
+  receipts(seq: number): ExpectedReceipts {
+    const sender = this.senderOf.get(seq);
+    const members = this.activeMembers().filter((u) => u !== sender);
+    let users = 0;
+    let devices = 0;
+    let read = 0;
+    for (const u of members) {
+      const got = [...this.received].filter(([key, r]) => key.startsWith(`${u}/`) && r >= seq).length;
+      devices += got;
+      if (got > 0) users += 1;
+      if ((this.read.get(u) ?? 0) >= seq) read += 1;
+    }
+    return { conversation_id: this.id, seq, members: members.length, delivered: { users, devices }, read: { users: read } };
+  }
+
+  /**
+   * The v1.1 sync timeline for a device at `received` (PROTOCOL.md "timeline_limit",
+   * src/conversation/paging.ts planTimeline): the newest ≤ k visible seqs above the
+   * cursor, ascending; `limited` when visible seqs remain between the cursor and the
+   * first one returned (then `next_before` is that first seq); gaps cover
+   * [first returned seq if limited, else received + 1 .. the user's visible head].
+   */
+  timeline(user: string, received: number, k: number): ExpectedTimeline {
+    const visibleHead = this.visibleHead(user);
+    const from = Math.min(received, visibleHead);
+    const all = this.visibleSeqs(user).filter((s) => s > from && s <= visibleHead);
+    const seqs = all.slice(Math.max(0, all.length - k));
+    const limited = all.length > k;
+    const lo = limited ? seqs[0]! : from + 1;
+    return { seqs, gaps: this.gapsIn(user, lo, visibleHead), limited, next_before: limited ? seqs[0]! : null };
+  }
+
+  /** When the entry at the user's visible head was written (sync's last_activity_at), if known. */
+  lastActivity(user: string): number | undefined {
+    return this.createdAt.get(this.visibleHead(user));
+  }
+
   /** Unread: messages of others still in the log, inside the user's intervals, after their read cursor. */
   unread(user: string): number {
     const read = this.read.get(user) ?? 0;
@@ -184,6 +237,21 @@ export class ConvModel {
   }
 }
 
+export interface ExpectedReceipts {
+  conversation_id: string;
+  seq: number;
+  members: number;
+  delivered: { users: number; devices: number };
+  read: { users: number };
+}
+
+export interface ExpectedTimeline {
+  seqs: number[];
+  gaps: Gap[];
+  limited: boolean;
+  next_before: number | null;
+}
+
 export interface ExpectedPage {
   seqs: number[];
   gaps: Gap[];
@@ -202,11 +270,17 @@ export interface ExpectedSyncRow {
   membership: "member" | "left";
 }
 
+/**
+ * A former member's floor stops at their leave seq (docs/protocol.md, "Contract
+ * notes"): once retention passed it, everything they could see is gone and
+ * their index need not follow the floor any further.
+ */
 export function expectedSyncRow(conv: ConvModel, user: string, device: string): ExpectedSyncRow {
+  const head = conv.visibleHead(user);
   return {
     id: conv.id,
-    head_seq: conv.visibleHead(user),
-    floor_seq: conv.floor,
+    head_seq: head,
+    floor_seq: conv.isActive(user) ? conv.floor : Math.min(conv.floor, head),
     received: conv.received.get(`${user}/${device}`) ?? 0,
     read: conv.read.get(user) ?? 0,
     unread: conv.unread(user),

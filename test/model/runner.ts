@@ -8,24 +8,70 @@
  * - reads only inside membership intervals, with `not_member` / `retention`
  *   gaps exactly where the model puts them; strangers get 403;
  * - a device that pages from its cursor gets every visible entry after it once;
- * - cursors only move forward (effective values), unread counts exact;
- * - sync (full and incremental, paged) reports each conversation as the model does;
- * - live sockets get catch-up + every new visible entry once, in order, and a
- *   removed member's socket gets its leave entry, then close 4003;
- * - socket attachments (what survives hibernation) name exactly the open sockets.
+ * - cursors only move forward (effective values); every member's derived
+ *   unread (its exact view, as its UserDO computes it) is exact;
+ * - every member's UserDO index (what sync serves) converges to the model after
+ *   the drain: head, floor, read, unread, membership, last activity, and each
+ *   device's `received` — through the notification tree when the conversation
+ *   is sharded (NOTIFY_FANOUT) and through faults and evictions;
+ * - sync (full and incremental, paged) reports each conversation as the model
+ *   does; a full sync lists them newest activity first; with `timeline_limit`
+ *   each row's timeline is the model's (entries, gaps, `limited`, `next_before`);
+ * - receipts are the counts derived from the model's cursors; strangers and
+ *   seqs outside the asker's intervals get 403;
+ * - live sockets (in the conversation or in live shards) get catch-up + every
+ *   new visible entry once, in order, and a removed member's socket gets its
+ *   leave entry, then close 4003; a socket that an eviction killed got a prefix;
+ * - socket attachments (what survives hibernation) name exactly the open sockets,
+ *   in the conversation and in its live shards.
  *
- * Eviction (`abortAllDurableObjects`) kills every object and socket; stubs are
- * made fresh for each call (helpers.convStub), and the model keeps going.
+ * Faults (test/model/faults.ts) make object-to-object calls fail; evictions
+ * abort every object (`abortAllDurableObjects`) or one (`ctx.abort()`), also in
+ * the middle of a drain (`crash`). The model does not change for either: the
+ * durable state must converge to it all the same.
  */
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
-import type { ConversationSummary, CursorsResponse, Gap, Message, MessagePage, SendResult, SyncConversation, SyncResponse } from "../../src/protocol/types";
-import { convStub, flush, token, uid } from "../helpers";
-import { DirectDevice as Device, DirectSocket as TestSocket, type Frame } from "./direct";
+import type {
+  ConversationSummary,
+  CursorsResponse,
+  Gap,
+  Message,
+  MessagePage,
+  ReceiptCounts,
+  SendResult,
+  SyncConversation,
+  SyncResponse,
+} from "../../src/protocol/types";
+import type { ConversationDO } from "../../src/conversation/conversation-do";
+import { fromView, unreadOf } from "../../src/user/conversation-state";
+import { token, uid } from "../helpers";
+import { TestSocket, type Frame } from "../sockets";
+import { DirectDevice as Device } from "./direct";
+import { armFault, clearFaults, installFaults, pendingFaults, rawStub } from "./faults";
 import { ConvModel, expectedSyncRow, type ExpectedPage, type ExpectedSyncRow } from "./model";
-import type { Schedule, Step } from "./steps";
+import { FAULT_TARGETS, TARGET_USERS, type EvictScope, type Schedule, type Step } from "./steps";
 
-export const stats = { schedules: 0, steps: 0, requests: 0, checks: 0, pollMs: 0, settleMs: 0, applyMs: 0, socketMs: 0 };
+export const stats = {
+  schedules: 0,
+  steps: 0,
+  requests: 0,
+  checks: 0,
+  faultsArmed: 0,
+  evictions: 0,
+  timelines: 0,
+  receipts: 0,
+  pollMs: 0,
+  settleMs: 0,
+  applyMs: 0,
+  socketMs: 0,
+  indexMs: 0,
+  createMs: 0,
+};
+
+/** Users: 0..2 act, 3 is a stranger (never a member), 4 and 5 are the crowd (members only). */
+const USERS = 6;
+const STRANGER = 3;
 
 interface OpenSocket {
   ws: TestSocket;
@@ -38,6 +84,8 @@ interface OpenSocket {
   expectedGaps: number[];
   /** Set when this user was removed: the socket must close with 4003. */
   mustClose: boolean;
+  /** An eviction may have killed it: then it must have got a prefix of `expected`, and the client drops it. */
+  evicted: boolean;
 }
 
 interface SyncView {
@@ -48,10 +96,16 @@ interface SyncView {
 type Snapshot = {
   head: number;
   floor: number;
-  entries: { seq: number; type: string; sender_user: string; sender_device: string; client_msg_id: string | null }[];
+  entries: { seq: number; type: string; sender_user: string; sender_device: string; client_msg_id: string | null; created_at: number }[];
   members: { user_id: string; active: number; read_seq: number; unread: number }[];
   cursors: { user_id: string; device_id: string; received: number }[];
   sockets: unknown[];
+  shards: number[];
+};
+
+type IndexSnapshot = {
+  rows: { conversation_id: string; head_seq: number; floor_seq: number; read_seq: number; unread: number; membership: string; last_activity_at: number | null }[];
+  received: { device_id: string; conversation_id: string; seq: number }[];
 };
 
 function check(cond: boolean, message: string): void {
@@ -69,6 +123,9 @@ function same<T>(actual: T, expected: T, what: string): void {
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const errorCode = (body: unknown) => (body as { error?: { code?: string } } | null)?.error?.code;
+
 export class World {
   readonly users: string[];
   readonly devices: Device[][];
@@ -78,6 +135,10 @@ export class World {
   readonly views = new Map<string, SyncView>();
   /** Successful sends per (user, device, conv index): the cmids a retry may pick. */
   readonly sent = new Map<string, string[]>();
+  /** Devices their UserDO knows (registered on first sync or cursor move; gone when deleted). */
+  readonly known = new Set<string>();
+  /** Users whose UserDO still owes conversations a "forget this device" call. */
+  readonly forgetting = new Set<string>();
   readonly trace: string[] = [];
   #n = 0;
 
@@ -87,14 +148,17 @@ export class World {
   }
 
   static async create(schedule: Schedule): Promise<World> {
+    const c0 = Date.now();
     const tag = uid("mdl");
-    const users = [0, 1, 2, 3].map((i) => `${tag}u${i}`);
+    const users = Array.from({ length: USERS }, (_, i) => `${tag}u${i}`);
     const devices = await Promise.all(users.map(async (u) => [new Device(u, "d0", await token(u, "d0")), new Device(u, "d1", await token(u, "d1"))]));
     const w = new World(users, devices);
-    // Conversation 0: u0 and u1, kept forever. Conversation 1: u1, u0, u2 with retention max_messages.
+    clearFaults();
+    // Conversation 0: u0 and u1, kept forever. Conversation 1: u1, u0, u2 (+ the crowd) with retention max_messages.
+    const crowd = [4, 5].slice(0, schedule.crowd ?? 0);
     const specs = [
       { creator: 0, members: [1], retention: null },
-      { creator: 1, members: [0, 2], retention: schedule.maxMessages },
+      { creator: 1, members: [0, 2, ...crowd], retention: schedule.maxMessages },
     ];
     for (const [i, spec] of specs.entries()) {
       const id = `${tag}c${i}`;
@@ -105,12 +169,18 @@ export class World {
       w.epochs.push(res.body.epoch);
       w.convs.push(new ConvModel(id, spec.retention, { user: creator.user, device: creator.device }, body.members));
     }
+    await installFaults(w.convs[0]!.id);
     await w.settle();
+    stats.createMs += Date.now() - c0;
     return w;
   }
 
   dev(u: number, d: number): Device {
     return this.devices[u]![d]!;
+  }
+
+  #key(dev: Device): string {
+    return `${dev.user}/${dev.device}`;
   }
 
   // ---------------------------------------------------------------- steps
@@ -128,7 +198,7 @@ export class World {
       case "close":
         return this.#close(step.u, step.d, step.c);
       case "sync":
-        return this.#sync(step.u, step.d, step.limit, step.full);
+        return this.#sync(step.u, step.d, step.limit, step.full, step.timeline ?? 0);
       case "page":
         return this.#page(step);
       case "catchup":
@@ -138,12 +208,24 @@ export class World {
       case "member":
         return this.#member(step);
       case "retention":
-        await runDurableObjectAlarm(convStub(this.convs[step.c]!.id));
+        await runDurableObjectAlarm(rawStub("CONVERSATIONS", this.convs[step.c]!.id));
         return;
       case "evict":
-        return this.#evict();
+        return this.#evict(step.scope ?? "all", step.c ?? 0, step.u ?? 0);
       case "attachments":
         return this.#checkAttachments(step.c, await this.#snapshot(step.c));
+      case "receipts":
+        return this.#receipts(step);
+      case "deleteDevice":
+        return this.#deleteDevice(step.u, step.d);
+      case "fault": {
+        const t = FAULT_TARGETS[step.target % FAULT_TARGETS.length]!;
+        stats.faultsArmed += 1;
+        armFault(t.binding, t.method, ((step.times - 1) % t.maxTimes) + 1, step.retryable);
+        return;
+      }
+      case "crash":
+        return this.#crash(step);
     }
   }
 
@@ -169,7 +251,8 @@ export class World {
     let status: number;
     let seq: number | undefined;
     let duplicate: boolean | undefined;
-    if (socket && !socket.mustClose) {
+    let createdAt: string | undefined;
+    if (socket && !socket.mustClose && !socket.evicted) {
       socket.ws.send({ type: "send", client_msg_id: cmid, body: { text: cmid } });
       const frame = await socket.ws.next("sent");
       stats.requests += 1;
@@ -184,8 +267,9 @@ export class World {
       if (res.status < 300) {
         seq = res.body.seq;
         duplicate = res.body.duplicate;
+        createdAt = res.body.created_at;
       } else {
-        same((res.body as unknown as { error: { code: string } }).error.code, "forbidden", `send ${cmid} error code`);
+        same(errorCode(res.body), "forbidden", `send ${cmid} error code`);
       }
     }
     if (prior !== undefined) {
@@ -199,6 +283,7 @@ export class World {
     }
     const entry = conv.send(dev.user, dev.device, cmid);
     same({ status, seq, duplicate }, { status: 201, seq: entry.seq, duplicate: false }, `send ${cmid} to ${conv.id}`);
+    if (createdAt !== undefined) conv.createdAt.set(entry.seq, Date.parse(createdAt));
     const key = `${u}/${d}/${c}`;
     this.sent.set(key, [...(this.sent.get(key) ?? []), cmid]);
     this.#appended(c, entry.seq);
@@ -219,7 +304,7 @@ export class World {
     if (this.#socket(u, d, c)) return;
     const after = afterPos === null ? null : afterPos % (conv.head + 2);
     const query = after === null ? "" : `?after=${after}`;
-    const opened = await TestSocket.open(`/v1/conversations/${conv.id}/live${query}`, dev.jwt);
+    const opened = await TestSocket.open(`/v1/conversations/${conv.id}/live${query}`, dev.jwt, { transport: "direct" });
     stats.requests += 1;
     if (!conv.isActive(dev.user)) {
       check(opened instanceof Response, `live socket for non-member ${dev.user} was accepted`);
@@ -251,6 +336,7 @@ export class World {
       expected: conv.visibleSeqs(dev.user).filter((s) => s > start),
       expectedGaps,
       mustClose: false,
+      evicted: false,
     });
   }
 
@@ -262,7 +348,7 @@ export class World {
     this.sockets.delete(`${u}/${d}/${c}`);
   }
 
-  async #sync(u: number, d: number, limit: number, full: boolean): Promise<void> {
+  async #sync(u: number, d: number, limit: number, full: boolean, timeline: number): Promise<void> {
     const dev = this.dev(u, d);
     const key = `${u}/${d}`;
     const view = this.views.get(key) ?? { checkpoint: null, rows: new Map<string, SyncConversation>() };
@@ -270,15 +356,23 @@ export class World {
       view.checkpoint = null;
       view.rows.clear();
     }
+    const listing = view.checkpoint === null;
+    const order: SyncConversation[] = [];
     for (let i = 0; ; i++) {
       check(i < 50, "sync did not finish in 50 pages");
       const q = new URLSearchParams({ limit: String(limit) });
       if (view.checkpoint !== null) q.set("since", view.checkpoint);
+      if (timeline > 0) q.set("timeline_limit", String(timeline));
       const res = await dev.get<SyncResponse>(`/v1/sync?${q}`);
       stats.requests += 1;
       same(res.status, 200, `sync ${q}`);
+      this.known.add(this.#key(dev));
       check(res.body.conversations.length <= limit, "sync page over its limit");
-      for (const row of res.body.conversations) view.rows.set(row.id, row);
+      for (const row of res.body.conversations) {
+        this.#checkTimeline(dev, row, timeline);
+        view.rows.set(row.id, row);
+        order.push(row);
+      }
       view.checkpoint = res.body.checkpoint;
       if (!res.body.has_more) break;
     }
@@ -291,6 +385,29 @@ export class World {
     });
     same(actual, expected, `${full ? "full" : "incremental"} sync of ${dev.user}/${dev.device}`);
     same([...view.rows.keys()].sort(), expected.map((e) => e.id).sort(), "sync lists exactly the user's conversations");
+    if (listing) {
+      // A full sync (no `since`) lists the inbox by last_activity_at, newest first (ties by id).
+      const activity = (r: SyncConversation) => (r.last_activity_at === null ? 0 : Date.parse(r.last_activity_at));
+      const sorted = [...order].sort((a, b) => activity(b) - activity(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      same(order.map((r) => r.id), sorted.map((r) => r.id), `full sync of ${dev.user}/${dev.device} is newest activity first`);
+    }
+  }
+
+  /** A sync row's v1.1 timeline is the model's for this device's `received` (which the row states). */
+  #checkTimeline(dev: Device, row: SyncConversation, k: number): void {
+    if (k === 0) return same(row.timeline, undefined, `sync row ${row.id} without timeline_limit has no timeline`);
+    const conv = this.convs.find((c) => c.id === row.id);
+    if (!conv) return;
+    stats.timelines += 1;
+    const t = row.timeline;
+    check(t !== undefined, `sync row ${row.id} for ${dev.user}/${dev.device} lacks its timeline (timeline_limit=${k})`);
+    const exp = conv.timeline(dev.user, row.received, k);
+    same(
+      { seqs: t!.messages.map((m) => m.seq), gaps: t!.gaps, limited: t!.limited, next_before: t!.next_before },
+      { seqs: exp.seqs, gaps: exp.gaps, limited: exp.limited, next_before: exp.next_before },
+      `timeline of ${conv.id} for ${dev.user}/${dev.device} at received=${row.received}, timeline_limit=${k}`,
+    );
+    for (const m of t!.messages) this.#entryMatches(conv, m);
   }
 
   #pageExpectation(page: MessagePage, conv: ConvModel, user: string, exp: ExpectedPage, backward: boolean): void {
@@ -360,7 +477,7 @@ export class World {
     const conv = this.convs[c]!;
     const dev = this.dev(u, d);
     if (!conv.everMember(dev.user)) return;
-    const cursor = conv.received.get(`${dev.user}/${dev.device}`) ?? 0;
+    const cursor = conv.received.get(this.#key(dev)) ?? 0;
     const got: number[] = [];
     let after = cursor;
     for (let i = 0; ; i++) {
@@ -386,19 +503,20 @@ export class World {
     const res = await dev.post<CursorsResponse>("/v1/cursors", body);
     stats.requests += 1;
     if (!conv.everMember(dev.user)) {
-      return same({ status: res.status, code: (res.body as unknown as { error: { code: string } }).error?.code }, { status: 403, code: "forbidden" }, "cursor by stranger");
+      return same({ status: res.status, code: errorCode(res.body) }, { status: 403, code: "forbidden" }, "cursor by stranger");
     }
     const want: { received?: Record<string, number>; read?: Record<string, number> } = { received: {}, read: {} };
     if (received !== null) want.received = { [conv.id]: conv.ackReceived(dev.user, dev.device, received) };
     if (read !== null) want.read = { [conv.id]: conv.ackRead(dev.user, read) };
     same({ status: res.status, body: res.body }, { status: 200, body: want }, `cursors ${JSON.stringify(body)} by ${dev.user}/${dev.device}`);
+    this.known.add(this.#key(dev));
     this.#noteCursor(dev, conv);
   }
 
   /** The client keeps the effective cursors it was told (received does not move its sync checkpoint). */
   #noteCursor(dev: Device, conv: ConvModel): void {
     const row = this.views.get(`${this.users.indexOf(dev.user)}/${dev.device === "d0" ? 0 : 1}`)?.rows.get(conv.id);
-    if (row) row.received = conv.received.get(`${dev.user}/${dev.device}`) ?? 0;
+    if (row) row.received = conv.received.get(this.#key(dev)) ?? 0;
   }
 
   async #ack(step: Extract<Step, { k: "ack" }>): Promise<void> {
@@ -407,11 +525,12 @@ export class World {
     const received = step.received === null ? null : step.received % (conv.head + 3);
     const read = step.read === null ? null : step.read % (conv.head + 3);
     const socket = step.socket && received !== null ? this.#socket(step.u, step.d, step.c) : undefined;
-    if (socket && !socket.mustClose) {
+    if (socket && !socket.mustClose && !socket.evicted) {
       socket.ws.send({ type: "ack", seq: received });
       const frame = await socket.ws.next("acked");
       stats.requests += 1;
       same(frame.seq, conv.ackReceived(dev.user, dev.device, received!), `socket ack ${received}`);
+      this.known.add(this.#key(dev));
       this.#noteCursor(dev, conv);
       return;
     }
@@ -422,56 +541,192 @@ export class World {
   async #member(step: Extract<Step, { k: "member" }>): Promise<void> {
     const conv = this.convs[step.c]!;
     const dev = this.dev(step.u, step.d);
-    const target = this.users[step.target]!;
+    const target = this.users[TARGET_USERS[step.target % TARGET_USERS.length]!]!;
     const change = step.add ? { add: [target] } : { remove: [target] };
     const res = await dev.post<ConversationSummary>(`/v1/conversations/${conv.id}/members`, change);
     stats.requests += 1;
     if (!conv.isActive(dev.user)) {
-      return same({ status: res.status, code: (res.body as unknown as { error: { code: string } }).error?.code }, { status: 403, code: "forbidden" }, "members change by non-member");
+      return same({ status: res.status, code: errorCode(res.body) }, { status: 403, code: "forbidden" }, "members change by non-member");
     }
     const entry = conv.changeMembers({ user: dev.user, device: dev.device }, change.add ?? [], change.remove ?? []);
     same({ status: res.status, head_seq: res.body.head_seq, members: res.body.members }, { status: 200, head_seq: conv.head, members: conv.activeMembers() }, `members ${JSON.stringify(change)}`);
     if (entry) this.#appended(step.c, entry.seq, entry.change?.removed ?? []);
   }
 
-  async #evict(): Promise<void> {
-    await abortAllDurableObjects();
-    // Every object restarts and every socket is gone; clients drop theirs.
-    for (const s of this.sockets.values()) s.ws.close();
-    this.sockets.clear();
+  async #receipts(step: Extract<Step, { k: "receipts" }>): Promise<void> {
+    const conv = this.convs[step.c]!;
+    const dev = this.dev(step.u, step.d);
+    const seq = step.pos % (conv.head + 2);
+    const res = await dev.get<ReceiptCounts>(`/v1/conversations/${conv.id}/receipts?seq=${seq}`);
+    stats.requests += 1;
+    const got = { status: res.status, code: errorCode(res.body) };
+    const what = `receipts of ${conv.id} seq=${seq} asked by ${dev.user}`;
+    if (seq < 1) return same(got, { status: 400, code: "invalid_request" }, what);
+    if (!conv.everMember(dev.user)) return same(got, { status: 403, code: "forbidden" }, what);
+    if (seq > conv.head) return same(got, { status: 400, code: "invalid_request" }, what);
+    if (!conv.inIntervals(dev.user, seq)) return same(got, { status: 403, code: "forbidden" }, what);
+    stats.receipts += 1;
+    same({ status: res.status, body: res.body }, { status: 200, body: conv.receipts(seq) }, what);
+  }
+
+  async #deleteDevice(u: number, d: number): Promise<void> {
+    const dev = this.dev(u, d);
+    const res = await dev.delete<unknown>(`/v1/devices/${dev.device}`);
+    stats.requests += 1;
+    const key = this.#key(dev);
+    if (!this.known.has(key)) return same({ status: res.status, code: errorCode(res.body) }, { status: 404, code: "not_found" }, `delete of unknown device ${key}`);
+    same(res.status, 204, `delete device ${key}`);
+    this.known.delete(key);
+    for (const conv of this.convs) conv.forgetDevice(dev.user, dev.device);
+    // The phone is gone; if it comes back it is a new device with no sync state.
+    this.views.delete(`${u}/${d}`);
+    this.forgetting.add(dev.user);
+  }
+
+  /**
+   * A send, its drain under way (the conversation's alarm handler, started the
+   * way the pool starts alarms), and objects dying `delay`×5 ms into it.
+   * runDurableObjectAlarm removes the alarm before it runs the handler, and
+   * unlike the platform it does not run an interrupted handler again; the
+   * platform does (alarms are at-least-once: a handler that throws or whose
+   * object is reset is retried). So when the handler did not finish, the alarm
+   * is set again, as the platform's retry would.
+   */
+  async #crash(step: Extract<Step, { k: "crash" }>): Promise<void> {
+    await this.#send(step.u, step.d, step.c, `k${++this.#n}`, false);
+    const stub = () => rawStub("CONVERSATIONS", this.convs[step.c]!.id);
+    const drain = runDurableObjectAlarm(stub()).then(
+      () => true,
+      () => false,
+    );
+    if (step.delay > 0) await sleep(step.delay * 5);
+    await this.#evict(step.scope, step.c, step.u);
+    if (!(await drain)) {
+      await runInDurableObject(stub(), async (_obj, state) => {
+        if ((await state.storage.getAlarm()) === null) await state.storage.setAlarm(Date.now());
+      });
+    }
+  }
+
+  async #evict(scope: EvictScope, c: number, u: number): Promise<void> {
+    stats.evictions += 1;
+    const conv = this.convs[c]!;
+    const abort = async (stub: DurableObjectStub) => {
+      await runInDurableObject(stub, (_obj, state) => state.abort("model: evicted")).catch(() => undefined);
+    };
+    if (scope === "all") {
+      await abortAllDurableObjects();
+      // Every object restarts and every socket is gone; clients drop theirs.
+      for (const s of this.sockets.values()) s.ws.close();
+      this.sockets.clear();
+    } else if (scope === "conv") {
+      await abort(rawStub("CONVERSATIONS", conv.id));
+      for (const s of this.sockets.values()) if (s.conv === c) s.evicted = true;
+    } else if (scope === "user") {
+      await abort(rawStub("USERS", this.users[u]!));
+    } else {
+      const shards = await runInDurableObject(rawStub("CONVERSATIONS", conv.id), (_obj, state) =>
+        state.storage.sql.exec<{ shard: number }>("SELECT shard FROM live_shards").toArray().map((r) => r.shard),
+      );
+      for (const shard of shards) await abort(rawStub("LIVE", `${conv.id}/live/${shard}`));
+      for (const s of this.sockets.values()) if (s.conv === c) s.evicted = true;
+    }
+    // Restarted objects may hold a fresh env: wrap it again.
+    await installFaults(this.convs[0]!.id);
   }
 
   // ---------------------------------------------------------------- invariants after every step
 
-  /** Drains both outboxes (and lets retention run), then applies retention to the model. */
+  /** Drains every outbox and the device forgets, lets retention run, then applies retention to the model. */
   async settle(): Promise<void> {
-    for (const conv of this.convs) {
-      await flush(conv.id);
-      conv.enforceRetention();
+    for (const conv of this.convs) await this.#drainConversation(conv.id);
+    for (const user of [...this.forgetting]) {
+      await this.#drainForgets(user);
+      this.forgetting.delete(user);
+    }
+    for (const conv of this.convs) conv.enforceRetention();
+  }
+
+  /** Runs the conversation's alarm until no member is owed a view or a tick (retries wait out their backoff). */
+  async #drainConversation(id: string): Promise<void> {
+    const stub = rawStub("CONVERSATIONS", id);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const ran = await runDurableObjectAlarm(stub);
+      const owed = await runInDurableObject(stub, async (_obj, state) => {
+        const sql = state.storage.sql;
+        const t = sql.exec<{ n: number; next: number | null }>("SELECT count(*) AS n, min(next_at) AS next FROM notify_targets").one();
+        const m = sql.exec<{ tick_head: number; tick_floor: number; head_seq: number; floor_seq: number }>("SELECT tick_head, tick_floor, head_seq, floor_seq FROM conversation").one();
+        const head = Number(sql.exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM entries").one().seq ?? 0);
+        const dirty = Math.max(head, m.head_seq) > m.tick_head || m.floor_seq > m.tick_floor;
+        return { targets: Number(t.n), next: t.next === null ? null : Number(t.next), dirty, alarm: await state.storage.getAlarm() };
+      });
+      if (owed.targets === 0 && !owed.dirty) return;
+      if (Date.now() > deadline) {
+        throw new Error(`${id} did not drain in 20 s: ${JSON.stringify(owed)} (alarm ran: ${ran}; faults left: ${pendingFaults().join(", ") || "none"})`);
+      }
+      await sleep(Math.min(50, Math.max(5, (owed.next ?? 0) - Date.now())));
+    }
+  }
+
+  /** Runs a UserDO's alarm until every conversation forgot its deleted devices. */
+  async #drainForgets(user: string): Promise<void> {
+    const stub = rawStub("USERS", user);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      await runDurableObjectAlarm(stub);
+      const left = await runInDurableObject(stub, (_obj, state) =>
+        state.storage.sql.exec<{ n: number; next: number | null }>("SELECT count(*) AS n, min(next_at) AS next FROM device_forget").one(),
+      );
+      if (Number(left.n) === 0) return;
+      if (Date.now() > deadline) throw new Error(`${user} did not finish forgetting devices in 20 s: ${JSON.stringify(left)}`);
+      await sleep(Math.min(50, Math.max(5, Number(left.next ?? 0) - Date.now())));
     }
   }
 
   async #snapshot(c: number): Promise<Snapshot> {
     stats.requests += 1;
-    return runInDurableObject(convStub(this.convs[c]!.id), (_obj, state) => {
+    const conv = this.convs[c]!;
+    const snap = await runInDurableObject(rawStub("CONVERSATIONS", conv.id) as DurableObjectStub<ConversationDO>, async (obj, state) => {
       const sql = state.storage.sql;
-      const meta = sql.exec<{ head_seq: number; floor_seq: number }>("SELECT head_seq, floor_seq FROM conversation").one();
+      const rows = sql.exec<{ user_id: string; active: number; read_seq: number }>("SELECT user_id, active, read_seq FROM members ORDER BY user_id").toArray();
+      // Unread is derived: the member's exact view, as its UserDO computes it.
+      const members = await Promise.all(
+        rows.map(async (m) => {
+          const view = await obj.memberView(m.user_id);
+          return { ...m, unread: view ? unreadOf(fromView(view)) : 0 };
+        }),
+      );
+      // The head is not rewritten per send (the newest entry is the truth): ask the object.
+      const meta = await obj.stats();
+      if (!meta.ok) throw new Error(meta.message);
       return {
-        head: meta.head_seq,
-        floor: meta.floor_seq,
+        head: meta.value.head_seq,
+        floor: meta.value.floor_seq,
         entries: sql
-          .exec<{ seq: number; type: string; sender_user: string; sender_device: string; client_msg_id: string | null }>(
-            "SELECT seq, type, sender_user, sender_device, client_msg_id FROM entries ORDER BY seq",
-          )
+          .exec<Snapshot["entries"][number]>("SELECT seq, type, sender_user, sender_device, client_msg_id, created_at FROM entries ORDER BY seq")
           .toArray(),
-        members: sql.exec<{ user_id: string; active: number; read_seq: number; unread: number }>("SELECT user_id, active, read_seq, unread FROM members ORDER BY user_id").toArray(),
+        members,
         cursors: sql.exec<{ user_id: string; device_id: string; received: number }>("SELECT user_id, device_id, received FROM device_cursors ORDER BY user_id, device_id").toArray(),
         sockets: state
           .getWebSockets()
           .filter((ws) => ws.readyState === WebSocket.OPEN)
           .map((ws) => ws.deserializeAttachment() as unknown),
+        shards: sql.exec<{ shard: number }>("SELECT shard FROM live_shards ORDER BY shard").toArray().map((r) => r.shard),
       };
     });
+    // Sockets handed to live shards live there (src/fanout/live-shard-do.ts).
+    for (const shard of snap.shards) {
+      const more = await runInDurableObject(rawStub("LIVE", `${conv.id}/live/${shard}`), (_obj, state) =>
+        state
+          .getWebSockets()
+          .filter((ws) => ws.readyState === WebSocket.OPEN)
+          .map((ws) => ws.deserializeAttachment() as unknown),
+      );
+      snap.sockets.push(...more);
+    }
+    for (const e of snap.entries) if (!conv.createdAt.has(e.seq)) conv.createdAt.set(e.seq, e.created_at);
+    return snap;
   }
 
   #checkLog(c: number, snap: Snapshot): void {
@@ -511,21 +766,87 @@ export class World {
     same(got, want, `${this.convs[c]!.id} socket attachments`);
   }
 
+  /** Every member's UserDO index (what sync serves) is the model's, and so is each device's `received`. */
+  async #checkIndexes(): Promise<void> {
+    for (const [i, user] of this.users.entries()) {
+      if (i === STRANGER || !this.convs.some((c) => c.everMember(user))) continue;
+      const snap: IndexSnapshot = await runInDurableObject(rawStub("USERS", user), (_obj, state) => {
+        const sql = state.storage.sql;
+        return {
+          rows: sql
+            .exec<IndexSnapshot["rows"][number]>(
+              "SELECT conversation_id, head_seq, floor_seq, read_seq, unread, membership, last_activity_at FROM conversations ORDER BY conversation_id",
+            )
+            .toArray(),
+          received: sql.exec<IndexSnapshot["received"][number]>("SELECT device_id, conversation_id, seq FROM received WHERE seq > 0 ORDER BY device_id, conversation_id").toArray(),
+        };
+      });
+      stats.requests += 1;
+      const mine = new Set(this.convs.map((c) => c.id));
+      const actual = snap.rows
+        .filter((r) => mine.has(r.conversation_id))
+        .map((r) => {
+          const conv = this.convs.find((c) => c.id === r.conversation_id)!;
+          const known = conv.lastActivity(user);
+          return {
+            id: r.conversation_id,
+            head_seq: r.head_seq,
+            floor_seq: r.floor_seq,
+            read: r.read_seq,
+            unread: r.unread,
+            membership: r.membership,
+            ...(known !== undefined ? { last_activity_at: r.last_activity_at } : {}),
+          };
+        });
+      const expected = this.convs
+        .filter((c) => c.everMember(user))
+        .map((c) => {
+          const e = expectedSyncRow(c, user, "");
+          const known = c.lastActivity(user);
+          return {
+            id: c.id,
+            head_seq: e.head_seq,
+            floor_seq: e.floor_seq,
+            read: e.read,
+            unread: e.unread,
+            membership: e.membership,
+            ...(known !== undefined ? { last_activity_at: known } : {}),
+          };
+        })
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+      same(actual, expected, `index of ${user} (what sync serves) after the drain`);
+      const received = snap.received.filter((r) => mine.has(r.conversation_id)).map((r) => [r.device_id, r.conversation_id, r.seq]);
+      const want: [string, string, number][] = [];
+      for (const d of ["d0", "d1"]) for (const c of this.convs) {
+        const r = c.received.get(`${user}/${d}`) ?? 0;
+        if (r > 0) want.push([d, c.id, r]);
+      }
+      same(received, want, `received cursors in the index of ${user}`);
+    }
+  }
+
   async #checkSocket(s: OpenSocket): Promise<void> {
     const ws = s.ws;
     const conv = this.convs[s.conv]!;
     try {
-      await ws.until(() => ws.seqs().length >= s.expected.length, 5000);
+      await ws.until(() => ws.seqs().length >= s.expected.length || (s.evicted && ws.closed !== null), 5000);
     } catch {
       // fall through: the comparison below reports what is missing
     }
-    same(ws.seqs(), s.expected, `live socket ${s.user}/${s.device} on ${conv.id}: every visible entry once, in order`);
+    const what = `live socket ${s.user}/${s.device} on ${conv.id}`;
+    if (s.evicted && ws.closed !== null && !s.mustClose) {
+      // Killed by an eviction: whatever arrived is a prefix of what was due, and the client reconnects.
+      const got = ws.seqs();
+      same(got, s.expected.slice(0, got.length), `${what} (evicted): a prefix of every visible entry, in order`);
+      return;
+    }
+    same(ws.seqs(), s.expected, `${what}: every visible entry once, in order${ws.closed ? ` (closed ${JSON.stringify(ws.closed)})` : ""}`);
     const gapSeqs: number[] = [];
     for (const f of ws.frames.filter((x: Frame) => x.type === "messages")) {
       for (const g of f.gaps as Gap[]) for (let q = g.from; q <= g.to; q++) gapSeqs.push(q);
     }
-    same(gapSeqs, s.expectedGaps, `live socket ${s.user}/${s.device} catch-up gaps`);
-    same(ws.frames.filter((f: Frame) => f.type === "error"), [], `live socket ${s.user}/${s.device} error frames`);
+    same(gapSeqs, s.expectedGaps, `${what} catch-up gaps`);
+    same(ws.frames.filter((f: Frame) => f.type === "error"), [], `${what} error frames`);
   }
 
   async checkAll(): Promise<void> {
@@ -535,6 +856,10 @@ export class World {
     const k0 = Date.now();
     for (const [key, s] of [...this.sockets]) {
       await this.#checkSocket(s);
+      if (s.evicted && s.ws.closed !== null && !s.mustClose) {
+        this.sockets.delete(key);
+        continue;
+      }
       if (s.mustClose) {
         try {
           await s.ws.until(() => s.ws.closed !== null, 5000);
@@ -543,7 +868,9 @@ export class World {
         }
         same(s.ws.closed?.code, 4003, `socket of removed ${s.user} closes with 4003`);
         this.sockets.delete(key);
+        continue;
       }
+      check(s.ws.closed === null, `live socket ${s.user}/${s.device} closed without cause: ${JSON.stringify(s.ws.closed)}`);
     }
     stats.socketMs += Date.now() - k0;
     for (let c = 0; c < this.convs.length; c++) {
@@ -552,21 +879,36 @@ export class World {
       // A socket closed by the client may take a moment to leave the server's OPEN set.
       const p0 = Date.now();
       for (let i = 0; i < 40 && snap.sockets.length > [...this.sockets.values()].filter((s) => s.conv === c && !s.mustClose).length; i++) {
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
         snap = await this.#snapshot(c);
       }
       stats.pollMs += Date.now() - p0;
       this.#checkAttachments(c, snap);
     }
+    const i0 = Date.now();
+    await this.#checkIndexes();
+    stats.indexMs += Date.now() - i0;
   }
 
   closeAll(): void {
     for (const s of this.sockets.values()) s.ws.close();
     this.sockets.clear();
+    clearFaults();
   }
 }
 
-/** Runs one schedule; on failure the error names the step and the trace so far. */
+/** A failure: which step, the schedule up to it (replayable as is), and what the service did. */
+export class ScheduleFailure extends Error {
+  constructor(
+    readonly step: number,
+    readonly schedule: Schedule,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs one schedule; on failure the error names the step, the schedule up to that step (JSON) and the cause. */
 export async function runSchedule(schedule: Schedule): Promise<void> {
   stats.schedules += 1;
   const w = await World.create(schedule);
@@ -578,8 +920,14 @@ export async function runSchedule(schedule: Schedule): Promise<void> {
         stats.applyMs += Date.now() - a0;
         await w.checkAll();
       } catch (err) {
-        throw new Error(
-          `step ${i + 1}/${schedule.steps.length} ${JSON.stringify(step)} (max_messages ${schedule.maxMessages}):\n${err instanceof Error ? err.message : String(err)}\ntrace:\n  ${w.trace.join("\n  ")}`,
+        const upTo: Schedule = { ...schedule, steps: schedule.steps.slice(0, i + 1) };
+        throw new ScheduleFailure(
+          i + 1,
+          upTo,
+          `step ${i + 1}/${schedule.steps.length} ${JSON.stringify(step)} (max_messages ${schedule.maxMessages}, crowd ${schedule.crowd ?? 0}):\n` +
+            `${err instanceof Error ? err.message : String(err)}\n` +
+            `faults not yet used: ${pendingFaults().join(", ") || "none"}\n` +
+            `schedule up to this step (replay: MODEL_SCHEDULE='<this JSON>', or runSchedule(<this JSON>) in "model findings"):\n${JSON.stringify(upTo)}`,
         );
       }
     }

@@ -1,13 +1,31 @@
-/** A WebSocket client for tests: collects frames and waits for them by predicate. */
+/**
+ * The one WebSocket client of the test suites: collects frames and waits for
+ * them by predicate. Two transports: `self` goes through SELF.fetch (the
+ * deployed shape, assets layer included); `direct` calls the Worker's fetch
+ * handler (src/index.ts) in-process, for the high-volume suites (model,
+ * hostile), because SELF.fetch latency grows with every call in a file in this
+ * pool version (see test/model/direct.ts). Every socket opened is closed when
+ * its file ends, so a passing run leaves no dangling peers behind.
+ */
 import { SELF } from "cloudflare:test";
+import { afterAll } from "vitest";
 import { BASE } from "./helpers";
+import { directFetch } from "./model/direct";
 
 export type Frame = { type: string; [k: string]: any };
+export type Transport = "self" | "direct";
+
+const open = new Set<TestSocket>();
+
+afterAll(async () => {
+  await Promise.all([...open].map((s) => s.closeAndWait()));
+});
 
 export class TestSocket {
   readonly frames: Frame[] = [];
   closed: { code: number; reason: string } | null = null;
   #waiters: Array<() => void> = [];
+  #taken = 0;
 
   private constructor(readonly ws: WebSocket) {
     ws.addEventListener("message", (e) => {
@@ -17,22 +35,25 @@ export class TestSocket {
     });
     ws.addEventListener("close", (e) => {
       this.closed = { code: e.code, reason: e.reason };
+      open.delete(this);
       this.#wake();
     });
   }
 
   /** Opens a socket; returns the HTTP response instead when the upgrade is refused. */
-  static async open(path: string, token?: string): Promise<TestSocket | Response> {
-    const headers: Record<string, string> = { upgrade: "websocket" };
+  static async open(path: string, token?: string, opts: { transport?: Transport; headers?: Record<string, string> } = {}): Promise<TestSocket | Response> {
+    const headers: Record<string, string> = { upgrade: "websocket", ...opts.headers };
     if (token) headers.authorization = `Bearer ${token}`;
-    const res = await SELF.fetch(BASE + path, { headers });
+    const res = opts.transport === "direct" ? await directFetch(path, { headers }) : await SELF.fetch(BASE + path, { headers });
     if (!res.webSocket) return res;
     res.webSocket.accept();
-    return new TestSocket(res.webSocket);
+    const socket = new TestSocket(res.webSocket);
+    open.add(socket);
+    return socket;
   }
 
-  static async must(path: string, token?: string): Promise<TestSocket> {
-    const s = await TestSocket.open(path, token);
+  static async must(path: string, token?: string, opts: { transport?: Transport } = {}): Promise<TestSocket> {
+    const s = await TestSocket.open(path, token, opts);
     if (s instanceof Response) throw new Error(`upgrade refused: ${s.status} ${await s.text()}`);
     return s;
   }
@@ -56,8 +77,6 @@ export class TestSocket {
     return this.frames;
   }
 
-  #taken = 0;
-
   /** The next frame of `type` not yet returned by `next` (frames are consumed in order). */
   async next(type: string, ms = 5000): Promise<Frame> {
     const find = () => this.frames.findIndex((x, i) => i >= this.#taken && x.type === type);
@@ -68,7 +87,7 @@ export class TestSocket {
   }
 
   send(frame: unknown): void {
-    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+    this.ws.send(typeof frame === "string" || frame instanceof ArrayBuffer ? frame : JSON.stringify(frame));
   }
 
   close(): void {
@@ -79,12 +98,19 @@ export class TestSocket {
     }
   }
 
+  /** Closes and waits for the server's close frame (bounded). */
+  async closeAndWait(ms = 1000): Promise<void> {
+    this.close();
+    await this.until(() => this.closed !== null, ms).catch(() => undefined);
+    open.delete(this);
+  }
+
   /** Seqs of every entry received (catch-up pages and live frames), in arrival order. */
   seqs(): number[] {
     const out: number[] = [];
     for (const f of this.frames) {
-      if (f.type === "messages") for (const m of f.messages) out.push(m.seq);
-      if (f.type === "message") out.push(f.message.seq);
+      if (f.type === "messages") for (const m of f.messages as { seq: number }[]) out.push(m.seq);
+      if (f.type === "message") out.push((f.message as { seq: number }).seq);
     }
     return out;
   }

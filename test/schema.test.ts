@@ -1,0 +1,66 @@
+/// <reference types="vite/client" />
+/**
+ * Migrations are append-only: a shipped file never changes (existing objects
+ * would never run the edit), versions are contiguous from 1, and each object
+ * class applies exactly its folder. A schema change is a new numbered file.
+ */
+import { describe, expect, it } from "vitest";
+import { CONVERSATION_MIGRATIONS } from "../src/conversation/schema";
+import { USER_MIGRATIONS } from "../src/user/schema";
+
+const files = import.meta.glob<string>("../migrations/**/*.sql", { eager: true, import: "default" });
+
+/** SHA-256 of every shipped migration. Add a line for a new file; never change one. */
+const SHIPPED: Record<string, string> = {
+  "conversation/0001_init.sql": "9611cb524c84eae6661ee608a98e45abfa04724dc76ce2aaa49603d9ea618980",
+  "conversation/0002_retention.sql": "880b1458a457b537724e2abc1b9ade5aade6cfa707fa3708873b5a9d27032eb7",
+  "conversation/0003_media.sql": "d50542ded1729fee14fe854d4596cf33d984d7f4a630ed50921e8e6e6d4c19b6",
+  "conversation/0004_idempotency.sql": "1905b31e186c732cc8359b0621132466d1e18288f6a45c4c8e338abe48c3c93b",
+  "conversation/0005_constant_cost.sql": "014fbcd9d1ea6e8dfdaff6b3c7709badcba4ed106c27e40c12497130d9176753",
+  "user/0001_init.sql": "0de7f71dcdfc97645dc00334f8cf23dd7baa0b9a7606f0cbc0d11fdcc49b9e85",
+  "user/0002_push.sql": "b4d4ff8b82fb5929a7d7b32cd565e9a9a8437e818e75bb7e83dcfbc6f77277fb",
+  "user/0003_media.sql": "20027221a4592293a5f995a9acc3223a97bb461dcf15183c2d88f9ae6f4f62ed",
+  "user/0004_tickets.sql": "71adf5a60b6742b0c48d4a7e908d3d858071f7eaea6f106dd5e6235751101664",
+  "user/0005_derived_index.sql": "5cc73ba543b362b152d1fe8bb6ef4cea1e4fc66811c1bfa4e5171787a37c74e0",
+  "metrics/0001_init.sql": "e8d67be640a4554c8a02440abc427f5f26ad29c59d1a9283cc83349c4abe65b7",
+  "push_gate/0001_init.sql": "07af23fded862ed476e456a58e593e35ed6218f709430e269972291ffc3e500d",
+  "live_shard/0001_init.sql": "c7305392758ecd5e1ed5d89c33f8f5ee8a602703ac4746d4e6d5d48ea16d7176",
+};
+
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+describe("migrations", () => {
+  it("shipped files are unchanged (edit nothing: add a new numbered file)", async () => {
+    const actual: Record<string, string> = {};
+    for (const [path, text] of Object.entries(files)) actual[path.replace("../migrations/", "")] = await sha256(text);
+    for (const [path, hash] of Object.entries(SHIPPED)) {
+      expect(actual[path], `${path} is missing`).toBeDefined();
+      expect(actual[path], `${path} changed after it shipped; put the change in a new migration`).toBe(hash);
+    }
+    const unlisted = Object.keys(actual).filter((p) => !(p in SHIPPED));
+    expect(unlisted, "new migration files: add their hashes to SHIPPED in test/schema.test.ts").toEqual([]);
+  });
+
+  it("each folder is numbered 0001.. without holes", () => {
+    const byFolder = new Map<string, number[]>();
+    for (const path of Object.keys(files)) {
+      const [, folder, n] = /migrations\/([^/]+)\/(\d{4})_[a-z0-9_]+\.sql$/.exec(path) ?? [];
+      expect(folder, `${path} is not named migrations/<object>/NNNN_name.sql`).toBeDefined();
+      byFolder.set(folder!, [...(byFolder.get(folder!) ?? []), Number(n)]);
+    }
+    for (const [folder, numbers] of byFolder) {
+      expect(numbers.sort((a, b) => a - b), folder).toEqual(numbers.map((_, i) => i + 1));
+    }
+  });
+
+  it("the objects apply every file of their folder, in order", () => {
+    for (const [folder, list] of [["conversation", CONVERSATION_MIGRATIONS], ["user", USER_MIGRATIONS]] as const) {
+      const inFolder = Object.entries(files).filter(([p]) => p.includes(`/migrations/${folder}/`)).sort(([a], [b]) => a.localeCompare(b));
+      expect(list.map((m) => m.version)).toEqual(inFolder.map((_, i) => i + 1));
+      expect(list.map((m) => m.sql)).toEqual(inFolder.map(([, text]) => text));
+    }
+  });
+});
