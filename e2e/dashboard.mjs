@@ -8,19 +8,21 @@
  * acks, re-reads below the ack, duplicate sends, socket connects, retention,
  * one push), opens /admin#token=… in Debian's Chromium via playwright-core,
  * checks each of the nine signal charts, the push table, the lookup box and the
- * 401 banner, and saves docs/dashboard.png (full page, 1280 wide).
+ * 401 banner, and saves a screenshot (full page, 1280 wide) to e2e/out/dashboard.png
+ * (git-ignored). UPDATE_SCREENSHOTS=1 also copies it to docs/dashboard.png, the
+ * README's picture; nothing else writes a tracked file.
  * Prints "N passed, M failed" last and exits non-zero on any failure.
  *
- * Env: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 keeps the persist dir
- * and the wrangler log, POLLS (default 10) = polls to collect before the screenshot.
+ * Env: as e2e/lib.mjs (CHROMIUM, E2E_KEEP, E2E_OUT), POLLS (default 10) = polls
+ * to collect before the screenshot, UPDATE_SCREENSHOTS=1.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, assert, sleep, startServer as startDevServer, uid } from "./lib.mjs";
+import { copyFileSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, api, assert, launchBrowser, outPath, report, sleep, startServer, uid, watchPage } from "./lib.mjs";
 
 const ADMIN_TOKEN = "dev-admin-token";
-const SCREENSHOT = join(ROOT, "docs", "dashboard.png");
+const SCREENSHOT = outPath("dashboard.png");
+const DOCS_SCREENSHOT = join(ROOT, "docs", "dashboard.png");
 const POLLS = Number(process.env.POLLS || 10);
 /** The nine signals, as the dashboard tags their charts (data-signal = primary metric). */
 const SIGNAL_CHARTS = [
@@ -35,60 +37,7 @@ const SIGNAL_CHARTS = [
   "retention_unavailable_total",
 ];
 
-// ---------------------------------------------------------------- plumbing
-
-
-
-
-
-async function ensurePlaywright() {
-  if (!existsSync(join(ROOT, "node_modules", "playwright-core"))) {
-    console.log("installing playwright-core@1.64.1 (--no-save)");
-    const r = spawnSync("npm", ["install", "--no-save", "playwright-core@1.64.1"], { cwd: ROOT, stdio: "inherit" });
-    if (r.status !== 0) throw new Error("npm install playwright-core failed");
-  }
-  if (!existsSync(CHROMIUM)) {
-    console.log(`${CHROMIUM} missing: apt-get install -y chromium`);
-    const r = spawnSync("apt-get", ["install", "-y", "chromium"], { stdio: "inherit" });
-    if (r.status !== 0 || !existsSync(CHROMIUM)) throw new Error("chromium is not installed");
-  }
-  return (await import("playwright-core")).chromium;
-}
-
-// ---------------------------------------------------------------- server
-
-const startServer = () => startDevServer("od-dashboard");
-
 // ---------------------------------------------------------------- traffic
-
-function client(base) {
-  const tokens = new Map();
-  async function token(user, device) {
-    const key = `${user}/${device}`;
-    if (!tokens.has(key)) {
-      const res = await fetch(`${base}/dev/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user, device }) });
-      if (!res.ok) throw new Error(`dev token: ${res.status} ${await res.text()}`);
-      tokens.set(key, (await res.json()).token);
-    }
-    return tokens.get(key);
-  }
-  async function call(user, device, method, path, body) {
-    const res = await fetch(base + path, {
-      method,
-      headers: { authorization: `Bearer ${await token(user, device)}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let parsed = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      parsed = text;
-    }
-    return { status: res.status, body: parsed };
-  }
-  return { token, call };
-}
 
 /**
  * A small, steady mix of traffic: alice talks in a group with bob (offline,
@@ -172,41 +121,28 @@ async function socketChurn(page, url, tokenInbox, tokenLive, conv) {
 
 // ---------------------------------------------------------------- main
 
-const results = [];
-async function check(name, fn) {
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    console.log(`ok   - ${name}`);
-  } catch (err) {
-    results.push({ name, ok: false });
-    console.log(`FAIL - ${name}\n       ${String(err && err.stack ? err.stack : err).split("\n").slice(0, 4).join("\n       ")}`);
-  }
-}
+const { check, finish } = report();
 
 async function main() {
   let server = null;
   let browser = null;
   let traffic = null;
   try {
-    const chromium = await ensurePlaywright();
-    server = await startServer();
+    server = await startServer("od-dashboard");
     const { url } = server;
     console.log(`wrangler dev on ${url}`);
-    const http = client(url);
+    const http = api(url);
     const trafficErrors = [];
     const t = await setupTraffic(http);
     traffic = startTraffic(http, t, (err) => trafficErrors.push(String(err)));
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchBrowser();
     const churnContext = await browser.newContext();
     await socketChurn(await churnContext.newPage(), url, await http.token(t.carol, "laptop"), await http.token(t.alice, "phone"), t.group);
 
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
-    const pageErrors = [];
-    page.on("pageerror", (err) => pageErrors.push(String(err)));
-    page.on("console", (msg) => msg.type() === "error" && pageErrors.push(msg.text()));
+    const problems = watchPage(page);
     const external = [];
     page.on("request", (req) => {
       if (!req.url().startsWith(url)) external.push(req.url());
@@ -296,18 +232,21 @@ async function main() {
     const polls = await page.evaluate(() => Number(document.body.dataset.polls));
     await page.waitForFunction((n) => Number(document.body.dataset.polls) > n, polls, { timeout: 10_000 });
 
-    await check("docs/dashboard.png is saved (full page, 1280 wide)", async () => {
-      mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    await check(`the screenshot is saved (full page, 1280 wide): ${SCREENSHOT}`, async () => {
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       const png = readFileSync(SCREENSHOT);
       assert(png.subarray(1, 4).toString() === "PNG", "is a PNG");
       const width = png.readUInt32BE(16);
       assert(width === 1280, `width 1280, got ${width}`);
       assert(statSync(SCREENSHOT).size > 10_000, "not blank");
+      if (process.env.UPDATE_SCREENSHOTS === "1") {
+        copyFileSync(SCREENSHOT, DOCS_SCREENSHOT);
+        console.log(`    UPDATE_SCREENSHOTS=1: copied to ${DOCS_SCREENSHOT}`);
+      }
     });
 
-    await check("no page errors and no request leaves the origin", async () => {
-      assert(pageErrors.length === 0, pageErrors.join("; "));
+    await check("no page or console errors, failed requests or error responses, and no request leaves the origin", async () => {
+      assert(problems.length === 0, problems.join("; "));
       assert(external.length === 0, external.join(", "));
     });
 
@@ -341,17 +280,13 @@ async function main() {
       assert(trafficErrors.length === 0, trafficErrors.slice(0, 3).join("; "));
     });
   } catch (err) {
-    results.push({ name: "setup", ok: false });
-    console.log(`FAIL - setup\n       ${String(err && err.stack ? err.stack : err).split("\n").slice(0, 6).join("\n       ")}`);
+    await check("setup", () => Promise.reject(err));
   } finally {
     if (traffic) await traffic.stop().catch(() => undefined);
     if (browser) await browser.close().catch(() => undefined);
     if (server) await server.stop();
   }
-  const passed = results.filter((r) => r.ok).length;
-  const failed = results.length - passed;
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 ? 0 : 1);
+  finish();
 }
 
 main();

@@ -11,101 +11,11 @@
  * Env: CHROMIUM (default /usr/bin/chromium), E2E_ONLY (substring filter),
  * E2E_KEEP=1 keeps the persist dir and wrangler log.
  */
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, assert, sleep, startServer as startDevServer, uid, waitFor } from "./lib.mjs";
-
-
-// ---------------------------------------------------------------- plumbing
-
-
-
-
-
-function assertEqual(actual, expected, message) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${message}\n  expected: ${e.slice(0, 600)}\n  actual:   ${a.slice(0, 600)}`);
-}
-
-const trace = (line) => process.env.E2E_TRACE && console.log(`    ${line}`);
-
-// ---------------------------------------------------------------- server
-
-async function startServer() {
-  const built = spawnSync(process.execPath, [join(ROOT, "scripts", "build-demo.mjs")], { stdio: "inherit" });
-  if (built.status !== 0) throw new Error("build:demo failed");
-  return startDevServer("od-e2e");
-}
-
-// ---------------------------------------------------------------- API helpers (Node side)
-
-function api(base) {
-  const tokens = new Map();
-  async function token(user, device) {
-    const key = `${user}/${device}`;
-    if (!tokens.has(key)) {
-      const res = await fetch(`${base}/dev/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user, device }) });
-      if (!res.ok) throw new Error(`dev token: ${res.status} ${await res.text()}`);
-      tokens.set(key, (await res.json()).token);
-    }
-    return tokens.get(key);
-  }
-  async function call(user, device, method, path, body) {
-    const res = await fetch(base + path, {
-      method,
-      headers: { authorization: `Bearer ${await token(user, device)}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  }
-  return { token, call };
-}
-
-// ---------------------------------------------------------------- browser helpers
-
-async function openDevice(browser, base, { user, device, conv, peers = [], page: pageSize = 100 }) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(String(err)));
-  const q = new URLSearchParams({ conv, devices: `${user}:${device}`, peers: peers.join(","), page: String(pageSize) });
-  const href = `${base}/?${q}`;
-  const load = async () => {
-    await page.goto(href);
-    await page.waitForFunction(() => window.demo?.ready === true, null, { timeout: 30_000 });
-  };
-  await load();
-  const sel = `#dev-${user}-${device}`;
-  return {
-    context,
-    page,
-    errors,
-    load,
-    snap: () => page.evaluate(() => window.demo.snapshot()[0]),
-    async type(text) {
-      await page.fill(`${sel} input[name=text]`, text);
-      await page.press(`${sel} input[name=text]`, "Enter");
-    },
-    async toggleOnline(on) {
-      const box = page.locator(`${sel} .online-toggle`);
-      if ((await box.isChecked()) !== on) await box.click();
-    },
-    /** Texts as rendered in the DOM, in order. */
-    domTexts: () => page.$$eval(`${sel} .messages li.msg.message .text, ${sel} .messages li.msg.pending .text`, (els) => els.map((e) => e.textContent)),
-  };
-}
-
-const waitStatus = async (dev, status, ms = 30_000) => { const t = Date.now(); await waitFor(`status ${status}`, async () => (await dev.snap()).status === status, ms); if (process.env.E2E_TRACE) console.log(`    status ${status} after ${Date.now() - t} ms`); };
-
-function countOf(list, x) {
-  return list.filter((y) => y === x).length;
-}
+import { ROOT, api, assert, assertEqual, buildDemo, countOf, deviceDriver, launchBrowser, newConversation, openDevice, openPair, outPath, report, sleep, startServer, trace, uid, waitFor, watchPage } from "./lib.mjs";
 
 // ---------------------------------------------------------------- tests
 
@@ -113,17 +23,11 @@ const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
 
 test("B offline (context.setOffline), A sends 20; B back online gets all 20 once and in order", async ({ browser, url, http }) => {
-  const conv = uid("e2e1");
-  const alice = uid("alice");
-  const bob = uid("bob");
-  assertEqual((await http.call(alice, "phone", "POST", "/v1/conversations", { id: conv, members: [bob] })).status, 201, "create");
-  const A = await openDevice(browser, url, { user: alice, device: "phone", conv, peers: [bob] });
-  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv, peers: [alice] });
+  const { conv, alice, bob } = await newConversation(http, "e2e1");
+  const { A, B, close } = await openPair(browser, url, { conv, alice, bob });
   try {
-    await waitStatus(A, "online");
-    await waitStatus(B, "online");
     await B.context.setOffline(true);
-    await waitStatus(B, "offline");
+    await B.waitStatus("offline");
     const texts = Array.from({ length: 20 }, (_, i) => `hello ${i + 1}`);
     const t0 = Date.now();
     for (const t of texts) await A.type(t);
@@ -143,31 +47,23 @@ test("B offline (context.setOffline), A sends 20; B back online gets all 20 once
     await sleep(500); // anything extra (a duplicate) would show up now
     const s = await B.snap();
     assertEqual(s.texts, texts, "B has all 20, once, in order");
-    await waitFor("B DOM matches", async () => JSON.stringify(await B.domTexts()) === JSON.stringify(texts));
-    assertEqual(await B.domTexts(), texts, "B's DOM shows all 20, once, in order");
+    await B.expectDom(texts, "B's DOM shows all 20, once, in order");
     assertEqual(s.duplicates, 0, "no duplicate deliveries on B");
     assertEqual(s.delivered, 21, "B's handler saw 21 entries (member entry + 20)");
     assertEqual([...A.errors, ...B.errors], [], "no page errors");
   } finally {
-    await A.context.close();
-    await B.context.close();
+    await close();
   }
 });
 
 test("B sends 5 while offline, reloads, comes online: each appears once on both sides", async ({ browser, url, http }) => {
-  const conv = uid("e2e2");
-  const alice = uid("alice");
-  const bob = uid("bob");
-  assertEqual((await http.call(alice, "phone", "POST", "/v1/conversations", { id: conv, members: [bob] })).status, 201, "create");
-  const A = await openDevice(browser, url, { user: alice, device: "phone", conv, peers: [bob] });
-  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv, peers: [alice] });
+  const { conv, alice, bob } = await newConversation(http, "e2e2");
+  const { A, B, close } = await openPair(browser, url, { conv, alice, bob });
   try {
-    await waitStatus(A, "online");
-    await waitStatus(B, "online");
     // Offline both ways: the demo's toggle (persisted across the reload) and the browser's network.
     await B.toggleOnline(false);
     await B.context.setOffline(true);
-    await waitStatus(B, "offline");
+    await B.waitStatus("offline");
     const texts = Array.from({ length: 5 }, (_, i) => `offline ${i + 1}`);
     for (const t of texts) await B.type(t);
     await waitFor("B: 5 pending", async () => (await B.snap()).outbox === 5);
@@ -176,9 +72,7 @@ test("B sends 5 while offline, reloads, comes online: each appears once on both 
     let s = await B.snap();
     assertEqual(s.status, "offline", "B stays offline after reload");
     assertEqual(s.pending, texts, "the outbox survived the reload, in order");
-    // The page renders on the next animation frame: wait for it (bounded) before comparing.
-    await waitFor("B renders the 5 pending messages", async () => JSON.stringify(await B.domTexts()) === JSON.stringify(texts));
-    assertEqual(await B.domTexts(), texts, "pending messages rendered once each");
+    await B.expectDom(texts, "pending messages rendered once each");
     await sleep(300);
     assertEqual((await A.snap()).texts, [], "A got nothing yet");
     await B.toggleOnline(true);
@@ -195,24 +89,18 @@ test("B sends 5 while offline, reloads, comes online: each appears once on both 
       assertEqual(countOf(a.texts, t), 1, `A shows "${t}" once`);
     }
     assertEqual(a.texts, texts, "A has them in send order");
-    await waitFor("B DOM matches", async () => JSON.stringify(await B.domTexts()) === JSON.stringify(texts));
-    assertEqual(await B.domTexts(), texts, "B's DOM shows each once");
-    await waitFor("A DOM matches", async () => JSON.stringify(await A.domTexts()) === JSON.stringify(texts));
-    assertEqual(await A.domTexts(), texts, "A's DOM shows each once");
+    await B.expectDom(texts, "B's DOM shows each once");
+    await A.expectDom(texts, "A's DOM shows each once");
     const log = await http.call(alice, "phone", "GET", `/v1/conversations/${conv}/messages?after=0`);
     assertEqual(log.body.messages.filter((m) => m.type === "message").length, 5, "the server log holds 5 messages");
     assertEqual([...A.errors, ...B.errors], [], "no page errors");
   } finally {
-    await A.context.close();
-    await B.context.close();
+    await close();
   }
 });
 
 test("reload in the middle of a 600-entry sync (page 20) resumes without duplicates", async ({ browser, url, http }) => {
-  const conv = uid("e2e3");
-  const alice = uid("alice");
-  const bob = uid("bob");
-  assertEqual((await http.call(alice, "phone", "POST", "/v1/conversations", { id: conv, members: [bob] })).status, 201, "create");
+  const { conv, alice, bob } = await newConversation(http, "e2e3");
   for (let i = 0; i < 600; i += 20) {
     const batch = Array.from({ length: 20 }, (_, j) => http.call(alice, "phone", "POST", `/v1/conversations/${conv}/messages`, { client_msg_id: `m${i + j}`, body: { text: `bulk ${i + j}` } }));
     for (const r of await Promise.all(batch)) assert(r.status === 201, `send: ${r.status}`);
@@ -245,6 +133,403 @@ test("reload in the middle of a 600-entry sync (page 20) resumes without duplica
   }
 });
 
+test("the two-device demo page: no console errors or failed requests on a fresh load and on a reload", async ({ browser, url, receiverPort }) => {
+  for (const asset of ["/favicon.svg", "/favicon.ico"]) assertEqual((await fetch(url + asset)).status, 200, `GET ${asset}`);
+  const conv = uid("e2e4");
+  const users = [uid("alice"), uid("bob")];
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const problems = watchPage(page);
+    const devices = `${users[0]}:phone,${users[1]}:laptop`;
+    await page.goto(`${url}/?${new URLSearchParams({ conv, devices, receiver: String(receiverPort) })}`);
+    for (const load of ["fresh load", "reload"]) {
+      if (load === "reload") await page.reload();
+      await page.waitForFunction(() => window.demo?.ready === true, null, { timeout: 30_000 });
+      await waitFor(`${load}: both devices online with the conversation's first entry`, async () =>
+        (await page.evaluate(() => window.demo.snapshot())).every((d) => d.status === "online" && d.seqs[0] === 1),
+      );
+      await waitFor(`${load}: both devices asked the push receiver`, async () => (await page.$$eval("[data-k=push]", (els) => els.map((e) => e.textContent))).every((t) => /^\d+$/.test(t)));
+      await sleep(500);
+      assertEqual(problems, [], `${load}: no console errors, failed requests or error responses`);
+    }
+  } finally {
+    await context.close();
+  }
+});
+
+test("a push is announced once: a reload does not announce it again", async ({ browser, url, http, receiverPort }) => {
+  const { conv, alice, bob } = await newConversation(http, "e2e5");
+  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv, peers: [alice], receiver: receiverPort });
+  const pushLines = async () => (await B.logLines()).filter((l) => l.includes("push: conversation"));
+  try {
+    await B.waitStatus("online");
+    await B.toggleOnline(false); // its inbox socket closes: the server pushes to it now
+    await B.waitStatus("offline");
+    assertEqual((await http.call(alice, "phone", "POST", `/v1/conversations/${conv}/messages`, { client_msg_id: "p1", body: { text: "wake up" } })).status, 201, "send");
+    await waitFor("B announces the push", async () => (await pushLines()).length > 0, 30_000, 250);
+    await sleep(2500); // another poll of the receiver
+    const before = await pushLines();
+    assert(before.length === 1 && before[0].includes(`push: conversation ${conv} head 2`), `one push announced: ${JSON.stringify(before)}`);
+    await B.load();
+    await waitFor("B asked the receiver after the reload", async () => (await B.page.textContent(`#dev-${bob}-laptop [data-k=push]`)) === "1");
+    await sleep(2500);
+    assertEqual(await pushLines(), [], "nothing re-announced after the reload");
+    assertEqual(B.problems, [], "no console errors, failed requests or error responses");
+  } finally {
+    await B.context.close();
+  }
+});
+
+const send = async (http, user, device, conv, text) => {
+  const r = await http.call(user, device, "POST", `/v1/conversations/${conv}/messages`, { client_msg_id: uid("m"), body: { text } });
+  assert(r.status === 201, `send "${text}": ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.seq;
+};
+const create = async (http, user, device, body) => {
+  const r = await http.call(user, device, "POST", "/v1/conversations", body);
+  assert(r.status === 201, `create: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+};
+const changeMembers = async (http, user, device, conv, body) => {
+  const r = await http.call(user, device, "POST", `/v1/conversations/${conv}/members`, body);
+  assert(r.status === 200, `members ${JSON.stringify(body)}: ${r.status} ${JSON.stringify(r.body)}`);
+};
+const ids = (rows) => rows.map((r) => r.id);
+
+test("the chat list orders by activity, shows unread badges and the newest message; a click or the keyboard opens a chat", async ({ browser, url, http }) => {
+  const alice = uid("alice");
+  const bob = uid("bob");
+  const [c1, c2, c3] = [uid("one"), uid("two"), uid("three")];
+  for (const id of [c1, c2, c3]) await create(http, alice, "phone", { id, members: [bob] });
+  await send(http, alice, "phone", c2, "two-1");
+  await send(http, alice, "phone", c1, "one-1");
+  await send(http, alice, "phone", c1, "one-2");
+  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv: c3, peers: [alice] });
+  try {
+    await B.waitStatus("online");
+    let rows = await B.expectRows("three chats, newest activity first", (r) => ids(r).join() === [c1, c2, c3].join());
+    assertEqual(rows.map((r) => [r.name, r.unread, r.badge, r.preview]), [
+      [c1, 2, "2", "one-2"],
+      [c2, 1, "1", "two-1"],
+      [c3, 0, null, `${alice} created the conversation with you`],
+    ], "names, unread badges and the newest message of each chat");
+    assert(rows.every((r) => r.time.length > 0), `each row shows a time: ${JSON.stringify(rows.map((r) => r.time))}`);
+    assertEqual(rows.map((r) => r.current), [false, false, true], "the open chat is marked current");
+
+    // New activity moves a chat to the top; the open one gets no badge (it is read on arrival).
+    await send(http, alice, "phone", c3, "three-1");
+    rows = await B.expectRows(`${c3} moves to the top`, (r) => r[0]?.id === c3 && r[0].preview === "three-1");
+    assertEqual(rows[0].unread, 0, "the open chat has no badge");
+    await send(http, alice, "phone", c2, "two-2");
+    rows = await B.expectRows(`${c2} moves to the top with 2 unread`, (r) => ids(r).join() === [c2, c3, c1].join() && r[0].unread === 2);
+    assertEqual(rows[0].preview, "two-2", "its newest message is shown");
+
+    // A click opens it: the badge goes, the messages show, and the read cursor reaches the server.
+    await B.openChat(c2);
+    await B.expectDom(["two-1", "two-2"], `${c2} shows its messages`);
+    rows = await B.expectRows(`${c2} read`, (r) => r.find((x) => x.id === c2)?.unread === 0 && r.find((x) => x.id === c2)?.current);
+    await waitFor("the server counts c2 as read", async () => {
+      const sync = await http.call(bob, "laptop", "GET", "/v1/sync?limit=100");
+      return sync.body.conversations.find((c) => c.id === c2)?.unread === 0;
+    });
+
+    // Keyboard: arrow keys move between chats, Enter opens one.
+    await B.page.focus(`${B.sel} .chat-row[data-conv="${c2}"]`);
+    await B.page.keyboard.press("ArrowDown");
+    assertEqual(await B.page.evaluate(() => document.activeElement?.dataset.conv), c3, "ArrowDown focuses the next chat");
+    await B.page.keyboard.press("End");
+    assertEqual(await B.page.evaluate(() => document.activeElement?.dataset.conv), c1, "End focuses the last chat");
+    await B.page.keyboard.press("Enter");
+    await waitFor("Enter opens c1", async () => (await B.snap()).open === c1);
+    await B.expectDom(["one-1", "one-2"], `${c1} shows its messages`);
+    assertEqual(B.problems, [], "no console errors, failed requests or error responses");
+  } finally {
+    await B.context.close();
+  }
+});
+
+test("member entries read as sentences; gaps as one quiet line", async ({ browser, url, http }) => {
+  const alice = uid("alice");
+  const bob = uid("bob");
+  const carol = uid("carol");
+  const dave = uid("dave");
+  const group = uid("group");
+  await create(http, alice, "phone", { id: group, members: [bob, carol] });
+  await changeMembers(http, alice, "phone", group, { add: [dave] });
+  await changeMembers(http, alice, "phone", group, { remove: [carol] });
+  await send(http, alice, "phone", group, "welcome, dave");
+  // Retention: keep 3 messages of 7, so the older ones are gone before bob's device looks.
+  const kept = uid("kept");
+  await create(http, alice, "phone", { id: kept, members: [bob], retention: { max_messages: 3 } });
+  for (let i = 1; i <= 7; i++) await send(http, alice, "phone", kept, `kept ${i}`);
+  const retention = await waitFor("retention removed the oldest", async () => {
+    const page = await http.call(alice, "phone", "GET", `/v1/conversations/${kept}/messages?after=0`);
+    return page.body.gaps.find((g) => g.reason === "retention");
+  });
+  // Not a member: bob is added after 4 messages.
+  const late = uid("late");
+  await create(http, alice, "phone", { id: late, members: [carol] });
+  for (let i = 1; i <= 4; i++) await send(http, alice, "phone", late, `before bob ${i}`);
+  await changeMembers(http, alice, "phone", late, { add: [bob] });
+  await send(http, alice, "phone", late, "hi bob");
+  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv: group, peers: [alice] });
+  try {
+    await B.waitStatus("online");
+    const expected = [`${alice} created the conversation with you and ${carol}`, `${alice} added ${dave}`, `${alice} removed ${carol}`];
+    await waitFor("three member sentences", async () => (await B.sentences()).length === 3);
+    assertEqual(await B.sentences(), expected, "member entries as sentences, not JSON");
+    await B.expectDom(["welcome, dave"], "the message after them");
+    const html = await B.page.innerHTML(`${B.sel} .messages`);
+    assert(!html.includes("&quot;added&quot;") && !html.includes('"added"'), "no JSON in the conversation");
+
+    await B.openChat(kept);
+    const n = retention.to - retention.from + 1;
+    await waitFor("the retention gap line", async () => (await B.gapLines()).length === 1);
+    assertEqual(await B.gapLines(), [`${n} older messages were removed by retention`], "retention gap as one line");
+    const keptTexts = await B.domTexts();
+    assert(keptTexts.length > 0 && keptTexts.at(-1) === "kept 7", `the kept messages follow: ${JSON.stringify(keptTexts)}`);
+
+    await B.openChat(late);
+    const hidden = await http.call(bob, "laptop", "GET", `/v1/conversations/${late}/messages?after=0`);
+    const gap = hidden.body.gaps.find((g) => g.reason === "not_member");
+    assert(gap, `the server reports a not_member gap: ${JSON.stringify(hidden.body.gaps)}`);
+    await waitFor("the not-member gap line", async () => (await B.gapLines()).length === 1);
+    assertEqual(await B.gapLines(), [`You were not a member for ${gap.to - gap.from + 1} messages`], "not-member gap as one line");
+    assertEqual(await B.sentences(), [`${alice} added you`], "being added reads as a sentence");
+    await B.expectDom(["hi bob"], "only what bob may read");
+    assertEqual(B.problems, [], "no console errors, failed requests or error responses");
+  } finally {
+    await B.context.close();
+  }
+});
+
+test("receipt ticks: a clock while queued, ✓ sent, ✓✓ delivered when the other device comes online, blue ✓✓ once read", async ({ browser, url, http }) => {
+  const { conv, alice, bob } = await newConversation(http, "tick");
+  const other = uid("other");
+  await create(http, alice, "phone", { id: other, members: [bob] });
+  const { A, B, close } = await openPair(browser, url, { conv, alice, bob });
+  try {
+    // Bob looks at another chat, then goes offline: alice's message reaches the server only.
+    await B.openChat(other);
+    await B.toggleOnline(false);
+    await B.waitStatus("offline");
+    await A.type("are you there?");
+    const sent = await A.expectTick("are you there?", "sent");
+    assert(/^Sent/.test(sent.label), `the ✓ says sent: ${sent.label}`);
+    await sleep(1500); // a receipt round would have come by now
+    assertEqual((await A.ticks()).find((t) => t.text === "are you there?").receipt, "sent", "still ✓ while bob is offline");
+
+    // Bob's device comes online and gets it (the chat is not open there): delivered, not read.
+    await B.toggleOnline(true);
+    const delivered = await A.expectTick("are you there?", "delivered");
+    assertEqual(delivered.label, "Delivered to 1 of 1 person", "the ✓✓ says delivered");
+    const rows = await B.expectRows("bob sees it unread", (r) => r.find((x) => x.id === conv)?.unread === 1);
+    assertEqual(rows.find((x) => x.id === conv).preview, "are you there?", "bob's list shows the newest message");
+    await sleep(1500);
+    assertEqual((await A.ticks()).find((t) => t.text === "are you there?").receipt, "delivered", "not read before bob opens it");
+
+    // Bob opens the chat: read.
+    await B.openChat(conv);
+    const read = await A.expectTick("are you there?", "read");
+    assertEqual(read.label, "Read", "the blue ✓✓ says read");
+
+    // A message written offline waits with a clock, then goes.
+    await A.toggleOnline(false);
+    await A.waitStatus("offline");
+    await A.type("written offline");
+    const queued = await A.expectTick("written offline", "pending");
+    assert(/^Waiting to send/.test(queued.label), `the clock says waiting: ${queued.label}`);
+    assertEqual(await A.page.locator(`${A.sel} li.pending .tick .icon-clock`).count(), 1, "a clock icon");
+    await A.toggleOnline(true);
+    await A.expectTick("written offline", "read");
+    await B.expectDom(["are you there?", "written offline"], "bob has both, once");
+    assertEqual([...A.problems, ...B.problems], [], "no console errors, failed requests or error responses");
+  } finally {
+    await close();
+  }
+});
+
+test("receipt ticks in a group: delivered with “read by 1 of 3”, blue when all have read", async ({ browser, url, http }) => {
+  const alice = uid("alice");
+  const [bob, carol, dave] = [uid("bob"), uid("carol"), uid("dave")];
+  const group = uid("group");
+  await create(http, alice, "phone", { id: group, members: [bob, carol, dave] });
+  const A = await openDevice(browser, url, { user: alice, device: "phone", conv: group, peers: [bob, carol, dave] });
+  try {
+    await A.waitStatus("online");
+    await A.type("group hello");
+    await A.expectTick("group hello", "sent");
+    const seq = await waitFor("the message's seq", async () => {
+      const page = await http.call(alice, "phone", "GET", `/v1/conversations/${group}/messages?after=0`);
+      return page.body.messages.find((m) => m.body?.text === "group hello")?.seq;
+    });
+    const cursors = (user, fields) => http.call(user, "phone", "POST", "/v1/cursors", fields);
+    assertEqual((await cursors(carol, { received: { [group]: seq }, read: { [group]: seq } })).status, 200, "carol reads");
+    assertEqual((await cursors(bob, { received: { [group]: seq } })).status, 200, "bob's phone gets it");
+    const some = await A.expectTick("group hello", "delivered");
+    await waitFor("read by 1 of 3", async () => (await A.ticks()).find((t) => t.text === "group hello")?.readBy === "read by 1 of 3");
+    assertEqual((await A.ticks()).find((t) => t.text === "group hello").label, "Delivered to 2 of 3 people, read by 1", "the hover text counts");
+    assert(some, "delivered");
+    assertEqual((await cursors(bob, { read: { [group]: seq } })).status, 200, "bob reads");
+    assertEqual((await cursors(dave, { received: { [group]: seq }, read: { [group]: seq } })).status, 200, "dave reads");
+    const all = await A.expectTick("group hello", "read");
+    assertEqual([all.label, all.readBy], ["Read by all 3", null], "blue ✓✓, no count left to show");
+    assertEqual(A.problems, [], "no console errors, failed requests or error responses");
+  } finally {
+    await A.context.close();
+  }
+});
+
+test("the Details panel: closed at first, toggles by click and keyboard, explains each figure in one line", async ({ browser, url, http }) => {
+  const { conv, alice, bob } = await newConversation(http, "details");
+  await send(http, alice, "phone", conv, "hello");
+  const B = await openDevice(browser, url, { user: bob, device: "laptop", conv, peers: [alice] });
+  try {
+    await B.waitStatus("online");
+    await B.expectDom(["hello"], "the message");
+    let d = await B.details();
+    assert(!d.open && !d.figuresVisible, "closed at first: the figures are out of the way");
+    await B.toggleDetails();
+    d = await B.details();
+    assert(d.open && d.figuresVisible, "a click opens it");
+    const names = d.figures.map((f) => f.name);
+    for (const k of ["received", "read", "server_received", "checkpoint", "gaps", "outbox"]) assert(names.includes(k), `shows ${k}`);
+    for (const f of d.figures) assert(f.legend.length > 10 && !f.legend.includes("\n"), `${f.name} has a one-line legend: ${JSON.stringify(f.legend)}`);
+    const s = await B.snap();
+    const value = (k) => d.figures.find((f) => f.name === k).value;
+    await waitFor("received and checkpoint filled in", async () => {
+      d = await B.details();
+      return value("received") === String(s.received) && value("checkpoint") !== "-";
+    });
+    assertEqual(value("received"), "2", "received = the head (member entry + 1 message)");
+    await B.toggleDetails();
+    assert(!(await B.details()).open, "a second click closes it");
+    await B.page.focus(`${B.sel} details.details > summary`);
+    await B.page.keyboard.press("Enter");
+    assert((await B.details()).open, "Enter opens it");
+    await B.page.keyboard.press("Space");
+    assert(!(await B.details()).open, "Space closes it");
+    assertEqual(B.problems, [], "no console errors, failed requests or error responses");
+  } finally {
+    await B.context.close();
+  }
+});
+
+test("auth_required: a banner with a way to get a new token; what was written meanwhile is sent once", async ({ browser, url, http }) => {
+  const { conv, alice, bob } = await newConversation(http, "auth");
+  const { A, B, close } = await openPair(browser, url, { conv, alice, bob });
+  try {
+    assert(!(await A.authBanner()), "no banner while the token works");
+    await A.toggleDetails();
+    await A.page.click(`${A.sel} .expire-token`);
+    await A.waitStatus("auth_required");
+    assert(await A.authBanner(), "the banner shows");
+    assertEqual(await A.page.getAttribute(`${A.sel} .auth-banner`, "role"), "alert", "announced");
+    await A.type("kept while signed out");
+    await A.expectTick("kept while signed out", "pending");
+    await sleep(1000);
+    assertEqual((await B.snap()).texts, [], "nothing left the device");
+    await A.page.click(`${A.sel} .renew-token`);
+    await A.waitStatus("online");
+    assert(!(await A.authBanner()), "the banner goes");
+    await waitFor("B gets it", async () => (await B.snap()).texts.length === 1);
+    await sleep(500);
+    assertEqual((await B.snap()).texts, ["kept while signed out"], "once");
+    await A.expectTick("kept while signed out", "read");
+    assertEqual([...A.problems, ...B.problems], [], "no console errors, failed requests or error responses");
+  } finally {
+    await close();
+  }
+});
+
+test("a 375 px screen: nothing clipped, the chat list and the open chat take turns", async ({ browser, url, http }) => {
+  const { conv, alice, bob } = await newConversation(http, "narrow");
+  const other = uid("other");
+  await create(http, alice, "phone", { id: other, members: [bob] });
+  await send(http, alice, "phone", other, "a longer message that has to wrap inside its bubble on a phone-sized screen without pushing anything sideways");
+  await send(http, alice, "phone", conv, "hi");
+  const context = await browser.newContext({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2 });
+  try {
+    const page = await context.newPage();
+    const problems = watchPage(page);
+    await page.goto(`${url}/?${new URLSearchParams({ conv, devices: `${alice}:phone,${bob}:laptop`, receiver: "off" })}`);
+    await page.waitForFunction(() => window.demo?.ready === true, null, { timeout: 30_000 });
+    const A = deviceDriver(page, { user: alice, device: "phone" });
+    const B = deviceDriver(page, { user: bob, device: "laptop" });
+    await A.waitStatus("online");
+    await B.waitStatus("online");
+    await B.expectDom(["hi"], "bob's open chat");
+    const overflow = async () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assertEqual(await overflow(), 0, "no horizontal scrolling");
+    const outside = await page.evaluate(() =>
+      [...document.querySelectorAll(".device-bar *, .composer *, .chat-head *")]
+        .filter((e) => e.checkVisibility())
+        .map((e) => [e.className.baseVal ?? e.className, e.getBoundingClientRect()])
+        .filter(([, r]) => r.width > 0 && (r.left < 0 || r.right > document.documentElement.clientWidth + 0.5))
+        .map(([c, r]) => `${c}: ${Math.round(r.left)}..${Math.round(r.right)}`),
+    );
+    assertEqual(outside, [], "the bars and the composer fit the screen");
+    assert(await page.isVisible(`${B.sel} .chat .back`), "a back button to the chat list");
+    assert(!(await page.isVisible(`${B.sel} .chat-list`)), "the list is behind it");
+    await page.click(`${B.sel} .chat .back`);
+    await B.expectRows("the list with both chats", (r) => r.length === 2);
+    assert(!(await page.isVisible(`${B.sel} .chat`)), "the list replaces the chat");
+    assertEqual(await page.evaluate((s) => document.activeElement?.closest(s) !== null && document.activeElement?.classList.contains("chat-row"), B.sel), true, "focus lands on the list");
+    await B.openChat(other);
+    await waitFor("the long message", async () => (await B.domTexts()).length === 1);
+    assertEqual(await overflow(), 0, "the long message wraps");
+    await page.screenshot({ path: outPath("demo-375.png"), fullPage: true });
+    assertEqual(problems, [], "no console errors, failed requests or error responses");
+  } finally {
+    await context.close();
+  }
+});
+
+test("screenshot: two devices, a conversation open with ticks (e2e/out/demo.png)", async ({ browser, url, http }) => {
+  // Fixed names look like a real inbox; this run's server state is its own.
+  const [alice, bob, carol] = ["alice", "bob", "carol"];
+  await create(http, alice, "phone", { id: "book-club", members: [bob, carol] });
+  await send(http, carol, "phone", "book-club", "Chapter 7 for Thursday?");
+  await send(http, bob, "laptop", "book-club", "Works for me");
+  await create(http, carol, "phone", { id: "weekend-plans", members: [alice, bob] });
+  await send(http, carol, "phone", "weekend-plans", "Hike on Saturday?");
+  await create(http, alice, "phone", { id: "lunch", members: [bob] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const page = await context.newPage();
+    const problems = watchPage(page);
+    await page.goto(`${url}/?${new URLSearchParams({ conv: "lunch", devices: `${alice}:phone,${bob}:laptop`, receiver: "off" })}`);
+    await page.waitForFunction(() => window.demo?.ready === true, null, { timeout: 30_000 });
+    const A = deviceDriver(page, { user: alice, device: "phone" });
+    const B = deviceDriver(page, { user: bob, device: "laptop" });
+    await A.waitStatus("online");
+    await B.waitStatus("online");
+    await A.type("Lunch today?");
+    await B.expectDom(["Lunch today?"], "bob gets it");
+    await B.type("Sure! The noodle place?");
+    await A.expectDom(["Lunch today?", "Sure! The noodle place?"], "alice gets the answer");
+    await A.type("Perfect, 12:30 there");
+    await A.expectTick("Perfect, 12:30 there", "read");
+    await B.toggleOnline(false);
+    await B.waitStatus("offline");
+    await A.type("I'll book a table for two");
+    await A.expectTick("I'll book a table for two", "sent");
+    await send(http, carol, "phone", "weekend-plans", "Bring snacks");
+    await B.expectRows("alice's list", () => true);
+    await A.expectRows("alice's list shows weekend-plans unread", (r) => r.find((x) => x.id === "weekend-plans")?.unread === 2);
+    await A.expectTick("Lunch today?", "read");
+    await sleep(300);
+    await page.screenshot({ path: outPath("demo.png"), fullPage: true });
+    await A.toggleDetails();
+    await sleep(200);
+    await page.locator(A.sel).screenshot({ path: outPath("demo-details.png") });
+    assertEqual(problems, [], "no console errors, failed requests or error responses");
+  } finally {
+    await context.close();
+  }
+});
+
 test("FileStorage (Node entry): atomic batches survive a new instance", async () => {
   const dir = mkdtempSync(join(tmpdir(), "od-fs-"));
   try {
@@ -270,32 +555,20 @@ test("FileStorage (Node entry): atomic batches survive a new instance", async ()
 
 const only = process.env.E2E_ONLY;
 const selected = tests.filter((t) => !only || t.name.includes(only));
-let passed = 0;
-let failed = 0;
+const { check, finish } = report();
 let server;
 let browser;
 try {
-  server = await startServer();
-  console.log(`e2e: wrangler dev at ${server.url}`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  buildDemo();
+  server = await startServer("od-e2e", { pushReceiver: true });
+  console.log(`e2e: wrangler dev at ${server.url}, push receiver on port ${server.receiverPort}`);
+  browser = await launchBrowser();
   const http = api(server.url);
-  for (const t of selected) {
-    const started = Date.now();
-    try {
-      await t.fn({ browser, url: server.url, http });
-      passed++;
-      console.log(`  ✓ ${t.name} (${Date.now() - started} ms)`);
-    } catch (err) {
-      failed++;
-      console.log(`  ✗ ${t.name} (${Date.now() - started} ms)\n    ${String(err?.stack ?? err).split("\n").join("\n    ")}`);
-    }
-  }
+  for (const t of selected) await check(t.name, () => t.fn({ browser, url: server.url, http, receiverPort: server.receiverPort }));
 } catch (err) {
-  failed++;
-  console.log(`e2e setup failed: ${err?.stack ?? err}`);
+  await check("e2e setup", () => Promise.reject(err));
 } finally {
   await browser?.close().catch(() => undefined);
   await server?.stop();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+finish();

@@ -34,8 +34,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, mintDevToken, resolveAuthSecret } from "./lib/dev-auth.mjs";
-import { DevServer, sleep } from "./lib/crash-server.mjs";
+import { mintDevToken, resolveAuthSecret } from "./lib/dev-auth.mjs";
+import { DevServer, sleep, within } from "./lib/dev-server.mjs";
 
 // ---------------------------------------------------------------- options
 
@@ -124,7 +124,7 @@ function check(ok, what, detail = "") {
 
 // ---------------------------------------------------------------- HTTP with retries
 
-const server = new DevServer({ root: ROOT, persistTo: "", logPath: "" });
+const server = new DevServer({ persistTo: "", logPath: "" });
 
 async function call(method, path, token, body, timeoutMs = REQUEST_TIMEOUT_MS) {
   const headers = { authorization: `Bearer ${token}` };
@@ -133,32 +133,12 @@ async function call(method, path, token, body, timeoutMs = REQUEST_TIMEOUT_MS) {
     headers["content-type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  // An explicit controller and timer: on Node 20 an AbortSignal.timeout() that nothing else
-  // references can be garbage-collected before it fires, and the fetch then hangs forever.
-  // A request caught by the SIGKILL can also ignore its abort (undici keeps waiting on the dead
-  // socket), so the timer settles the call itself: the loop moves on and retries.
-  const controller = new AbortController();
-  let timer;
-  const expired = new Promise((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new DOMException("request timed out", "TimeoutError");
-      controller.abort(err);
-      reject(err);
-    }, timeoutMs);
+  // A request caught by the SIGKILL can ignore its abort (undici keeps waiting on the dead
+  // socket), so the timer settles the call itself (TimeoutError): the loop moves on and retries.
+  const [res, text] = await within(timeoutMs, async (signal) => {
+    const r = await fetch(server.url + path, { method, headers, body: payload, signal });
+    return [r, await r.text()];
   });
-  let res;
-  let text;
-  try {
-    [res, text] = await Promise.race([
-      (async () => {
-        const r = await fetch(server.url + path, { method, headers, body: payload, signal: controller.signal });
-        return [r, await r.text()];
-      })(),
-      expired,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
   let parsed = null;
   try {
     parsed = text ? JSON.parse(text) : null;
@@ -494,16 +474,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "crash-test-"));
   server.persistTo = join(dir, "state");
   server.logPath = join(dir, "wrangler.log");
-  const cleanup = () => {
-    if (server.child?.pid) {
-      try {
-        process.kill(-server.child.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-  };
-  process.on("exit", cleanup);
+  process.on("exit", () => server.signal("SIGKILL"));
   for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
 
   const { secret, source } = resolveAuthSecret();

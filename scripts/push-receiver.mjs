@@ -6,6 +6,10 @@
  * (GET /pushes, CORS open). Stand-in for an operator's real push service.
  *
  *   node scripts/push-receiver.mjs [--port 8789]
+ *
+ * The port: --port, else PUSH_RECEIVER_PORT, else 8789 (`npm start` passes
+ * --port: PORT+2 or its PUSH_RECEIVER_PORT). A port in use is one line on
+ * stderr and exit code 1, not a stack trace.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
@@ -61,5 +65,15 @@ const server = createServer((req, res) => {
   });
 });
 
+server.on("error", (err) => {
+  const why = err.code === "EADDRINUSE" ? "the port is in use (another `npm start`? set PUSH_RECEIVER_PORT)" : err.message;
+  console.error(`push-receiver: cannot listen on http://127.0.0.1:${port}: ${why}`);
+  process.exit(1);
+});
 server.listen(port, "127.0.0.1", () => console.log(`push-receiver: listening on http://127.0.0.1:${port}/push`));
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => server.close(() => process.exit(0)));
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections(); // the demo page's keep-alive polls would hold close() open
+  });
+}
