@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 /**
- * `node bench/profile.mjs [send|page|insert] [seconds]`: a V8 CPU profile of our
- * Worker (and its Durable Objects, same isolate under wrangler dev) while the
- * bench drives one request kind at 50 connections; prints self time by function.
+ * `node bench/profile.mjs send|page|insert|rawpage|fanout [seconds] [limit]`: a V8
+ * CPU profile of our Worker (and its Durable Objects, same isolate under wrangler
+ * dev) while the bench drives one request kind at 50 connections; prints self
+ * time by function. `insert` and `rawpage` profile the reference limit instead
+ * (bench/raw, its own wrangler dev). `BENCH_SRC=HEAD` profiles that commit's sources.
  * Diagnostics for BENCHMARKS.md "Where the time goes".
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { agent, bodyOf, pool, request, token } from "./lib/client.mjs";
-import { startWrangler, stopAll } from "./lib/services.mjs";
+import { startRawWorker, startWrangler, stopAll } from "./lib/services.mjs";
 
 const kind = process.argv[2] ?? "send";
 const seconds = Number(process.argv[3] ?? 8);
 const limit = Number(process.argv[4] ?? 100);
-const w = await startWrangler({ BENCH_ENABLED: "true" }, { inspector: true });
+const onRaw = kind === "insert" || kind === "rawpage";
+const w = onRaw ? await startRawWorker() : await startWrangler({}, { srcRef: process.env.BENCH_SRC || null });
 try {
   const list = await (await fetch(`http://127.0.0.1:${w.inspectorPort}/json`)).json();
   const target = list.find((t) => /offline-delivery/.test(t.webSocketDebuggerUrl ?? t.url ?? "")) ?? list[0];
@@ -27,9 +30,12 @@ try {
 
   const toks = await Promise.all(Array.from({ length: 50 }, (_, i) => token(`pf${i % 5}`, `d${i}`)));
   const conv = "pf";
-  await request({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: conv, members: ["pf1", "pf2", "pf3", "pf4"] } });
-  await request({ base: w.url, method: "POST", path: "/bench/pf/fill?count=2000" });
-  for (let i = 0; i < 600; i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
+  if (onRaw) {
+    await request({ base: w.url, method: "POST", path: "/raw/pf/fill?count=2000" });
+  } else {
+    await request({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: conv, members: ["pf1", "pf2", "pf3", "pf4"] } });
+    for (let i = 0; i < 600; i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
+  }
   let sockets = [];
   if (kind === "fanout") {
     const users = Array.from({ length: 100 }, (_, i) => `fu${i}`);
@@ -62,8 +68,8 @@ try {
       const i = n++;
       if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });
       else if (kind === "page") await request({ base: w.url, agent: a, path: `/v1/conversations/${conv}/messages?after=${i % 50}&limit=${limit}`, token: toks[c] });
-      else if (kind === "rawpage") await request({ base: w.url, agent: a, path: `/bench/pf/page?after=${i % 50}&limit=${limit}` });
-      else await request({ base: w.url, agent: a, method: "POST", path: "/bench/pf/insert", raw: JSON.stringify(bodyOf(200)) });
+      else if (kind === "rawpage") await request({ base: w.url, agent: a, path: `/raw/pf/page?after=${i % 50}&limit=${limit}` });
+      else await request({ base: w.url, agent: a, method: "POST", path: "/raw/pf/insert", raw: JSON.stringify(bodyOf(200)) });
     }
   });
   const { result } = await cdp("Profiler.stop");
@@ -87,22 +93,23 @@ try {
   try {
     const tmp = join(w.codeDir, ".wrangler", "tmp");
     const dir = readdirSync(tmp).find((d) => d.startsWith("dev-"));
-    bundle = readFileSync(join(tmp, dir, "index.js"), "utf8").split("\n");
+    const file = readdirSync(join(tmp, dir)).find((f) => f.endsWith(".js")); // index.js (product) or worker.js (bench/raw)
+    bundle = readFileSync(join(tmp, dir, file), "utf8").split("\n");
   } catch {}
   const where = (line) => {
-    for (let i = line - 1; i >= 0 && i < bundle.length; i--) if (/^\/\/ (src|node_modules)\//.test(bundle[i])) return bundle[i].slice(3);
+    for (let i = line - 1; i >= 0 && i < bundle.length; i--) if (/^\/\/ (src|node_modules|worker\.ts)/.test(bundle[i])) return bundle[i].slice(3);
     return "";
   };
   const top = [...byFn].sort((x, y) => y[1] - x[1]).slice(0, 25);
   for (const [k, v] of top) {
-    const m = /index\.js:(\d+)$/.exec(k);
+    const m = /(?:index|worker)\.js:(\d+)$/.exec(k);
     console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}${m ? `  [${where(Number(m[1]))}]` : ""}`);
   }
   // Inclusive-ish view by source file (self time summed per bundled module).
   const byModule = new Map();
   for (const node of p.nodes) {
     const f = node.callFrame;
-    const mod = /index\.js$/.test(f.url) ? where(f.lineNumber + 1).replace(/node_modules\/\.pnpm\/[^/]+\/node_modules\//, "node_modules/") || "(bundle)" : f.url ? "(other script)" : `(native) ${f.functionName}`;
+    const mod = /(?:index|worker)\.js$/.test(f.url) ? where(f.lineNumber + 1).replace(/node_modules\/\.pnpm\/[^/]+\/node_modules\//, "node_modules/") || "(bundle)" : f.url ? "(other script)" : `(native) ${f.functionName}`;
     byModule.set(mod, (byModule.get(mod) ?? 0) + (node.hitCount ?? 0));
   }
   console.log("--- self time by module ---");

@@ -7,21 +7,35 @@ const f1 = (x) => (x === null || x === undefined ? "–" : (Math.round(x * 10) /
 const f2 = (x) => (x === null || x === undefined ? "–" : (Math.round(x * 100) / 100).toFixed(2));
 
 /**
- * Rows: { id, what, ours, baseline, ratio, target: { op: ">=" | "<=", value }, pass, note }.
- * `ratio` is what the target is judged on; `of_raw` is the same figure as a fraction of the raw limit.
+ * Rows: { id, what, ours, baseline, ratio, target: { op: ">=" | "<=", value } | null, pass, note }.
+ * `ratio` is what the target is judged on (null = n/a: not measurable on this server);
+ * `target` null = reported without a target; `of_raw` is the figure as a fraction of the raw limit.
  */
 export function summarize(r) {
   const rows = [];
-  const add = (row) => rows.push({ ...row, ratio: round(row.ratio, 3), of_raw: round(row.of_raw, 3), pass: row.ratio === null || row.ratio === undefined ? null : row.target.op === ">=" ? row.ratio >= row.target.value : row.ratio <= row.target.value });
-  const t = r.throughput && !r.throughput.error ? r.throughput : null;
+  const add = (row) => {
+    const ratio = row.ratio === null || row.ratio === undefined || Number.isNaN(row.ratio) ? null : row.ratio;
+    const pass = ratio === null || !row.target ? null : row.target.op === ">=" ? ratio >= row.target.value : ratio <= row.target.value;
+    rows.push({ ...row, ratio: round(ratio, 3), of_raw: round(row.of_raw, 3), pass });
+  };
+  const ok = (k) => (r[k] && !r[k].error ? r[k] : null);
+  const t = ok("throughput");
   const rawInsert = t ? med(t.rows.raw_insert) : null;
+  const rawInsert16 = t && t.rows.raw_insert_16?.length ? med(t.rows.raw_insert_16) : null;
   const rawPage = (limit) => (t ? med(t.pages[limit].raw, "rate") : null);
+  const rawNote = "bench/raw: separate minimal Worker, own wrangler dev";
   if (t) {
-    add({ id: "raw-insert", what: `Raw limit: RPC + INSERT, ${t.C} connections`, ours: `${f0(rawInsert)} req/s`, baseline: "–", ratio: 1, of_raw: 1, target: { op: ">=", value: 1 }, note: "BenchDO via POST /bench/:name/insert" });
-    for (const limit of [100, 500]) add({ id: `raw-page-${limit}`, what: `Raw limit: page SELECT of ${limit}, one client`, ours: `${f0(rawPage(limit))} entries/s (p50 ${f1(med(t.pages[limit].raw, "p50"))} ms)`, baseline: "–", ratio: 1, of_raw: 1, target: { op: ">=", value: 1 }, note: "BenchDO via GET /bench/:name/page" });
+    if (rawInsert16) add({ id: "raw-insert-16", what: `Raw limit: RPC + INSERT, ${t.C16} connections`, ours: `${f0(rawInsert16)} req/s`, baseline: "–", ratio: 1, of_raw: 1, target: null, note: `${rawNote}, POST /raw/:name/insert` });
+    add({ id: "raw-insert", what: `Raw limit: RPC + INSERT, ${t.C} connections`, ours: `${f0(rawInsert)} req/s`, baseline: "–", ratio: 1, of_raw: 1, target: null, note: `${rawNote}, POST /raw/:name/insert` });
+    for (const limit of [100, 500]) add({ id: `raw-page-${limit}`, what: `Raw limit: page SELECT of ${limit}, one client`, ours: `${f0(rawPage(limit))} entries/s (p50 ${f1(med(t.pages[limit].raw, "p50"))} ms)`, baseline: "–", ratio: 1, of_raw: 1, target: null, note: `${rawNote}, GET /raw/:name/page` });
+    const members = t.members ?? 5;
+    if (t.rows.p1_http_16?.length) {
+      const h16 = med(t.rows.p1_http_16);
+      add({ id: "p1-http-16", what: `P1 send over HTTP, ${members} members, ${t.C16} in flight`, ours: `${f0(h16)} msg/s`, baseline: `${f0(rawInsert16)} req/s raw (${t.C16} in flight)`, ratio: h16 / rawInsert16, of_raw: h16 / rawInsert16, target: { op: ">=", value: 0.85 }, note: `durable 201s; ${t.rows.p1_shed_16} shed` });
+    }
     const http = med(t.rows.p1_http);
     const sock = med(t.rows.p1_socket);
-    add({ id: "p1-http", what: `P1 send over HTTP, ${t.C} connections`, ours: `${f0(http)} msg/s`, baseline: `${f0(rawInsert)} req/s raw`, ratio: http / rawInsert, of_raw: http / rawInsert, target: { op: ">=", value: 0.85 }, note: `durable 201s; ${t.rows.p1_shed} shed` });
+    add({ id: "p1-http", what: `P1 send over HTTP, ${members} members, ${t.C} in flight`, ours: `${f0(http)} msg/s`, baseline: `${f0(rawInsert)} req/s raw (${t.C} in flight)`, ratio: http / rawInsert, of_raw: http / rawInsert, target: { op: ">=", value: 0.85 }, note: `durable 201s; ${t.rows.p1_shed} shed` });
     add({ id: "p1-socket", what: `P1 send over live sockets, ${t.pipeSockets} sockets × ${t.C / t.pipeSockets} pipelined`, ours: `${f0(sock)} msg/s`, baseline: `${f0(rawInsert)} req/s raw`, ratio: sock / rawInsert, of_raw: sock / rawInsert, target: { op: ">=", value: 0.85 }, note: `\`sent\` replies; each send is also delivered to the ${t.pipeSockets} open sockets` });
     const each = med(t.rows.p1_socket_each);
     add({ id: "p1-socket-50", what: `P1 send over live sockets, ${t.C} sockets × 1`, ours: `${f0(each)} msg/s`, baseline: `${f0(rawInsert)} req/s raw`, ratio: each / rawInsert, of_raw: each / rawInsert, target: { op: ">=", value: 0.85 }, note: `each send is also delivered to all ${t.C} open sockets (${t.C}× the frames)` });
@@ -31,37 +45,115 @@ export function summarize(r) {
       add({ id: `p2-${limit}`, what: `P2 catch-up ${f0(t.behind)} behind, limit=${limit}`, ours: `${f0(rate)} entries/s; page p50 ${f1(med(p, "p50"))} / p99 ${f1(med(p, "p99"))} ms`, baseline: `${f0(rawPage(limit))} entries/s raw`, ratio: rate / rawPage(limit), of_raw: rate / rawPage(limit), target: { op: ">=", value: 0.5 }, note: `${p.reduce((n, x) => n + x.shed, 0)} shed` });
     }
   }
-  const s = r.storm && !r.storm.error ? r.storm : null;
+  const z = ok("size");
+  if (z) {
+    const base = z.medians[9];
+    const raw16 = med(z.raw16);
+    for (const size of z.sizes.filter((x) => x !== 9)) {
+      const rate = z.medians[size];
+      const drain = z.drains[size]?.filter((x) => x !== null) ?? [];
+      const setup = z.setup.find((x) => x.size === size);
+      add({
+        id: `size-${size}`,
+        what: `Size: send rate at ${f0(size)} members vs 9 (HTTP, ${z.inflight} in flight, ${f0(z.nSend)} messages each)`,
+        ours: rate === null ? "n/a" : `${f0(rate)} msg/s`,
+        baseline: `${f0(base)} msg/s at 9 members`,
+        ratio: rate === null || !base ? null : rate / base,
+        of_raw: rate === null || !raw16 ? null : rate / raw16,
+        target: { op: ">=", value: 0.85 },
+        note: rate === null
+          ? `the server refused ${f0(setup?.members ?? 0)}+ members: ${setup?.error ?? "?"}`
+          : `${z.sent?.[size]?.some((n) => n < z.nSend) ? `capped at ${z.capSeconds} s per burst: ${z.sent[size].join(" / ")} of ${f0(z.nSend)} sent; ` : ""}setup ${f1(setup?.seconds)} s${setup?.membersPerSecond ? ` (${f0(setup.membersPerSecond)} members/s)` : ""}; member-notify drain after each burst ${drain.length ? `${f1(med(drain))} s` : "n/a"}; ${z.shed} shed; of_raw vs raw insert at ${z.inflight} in flight (${f0(raw16)} req/s)`,
+      });
+    }
+    const per = (m) => z.rows?.[m]?.perSend ?? null;
+    const r10 = per(10);
+    const sizes = Object.keys(z.rows ?? {}).map(Number).filter((m) => m !== 9).sort((x, y) => x - y);
+    const large = z.sizes[2];
+    const bigM = z.big?.members && z.big.members > large ? z.big.members : null;
+    const listed = [10, 1000, large, ...(bigM ? [bigM] : [])];
+    for (const m of listed) {
+      const v = per(m);
+      const measured = sizes.includes(m);
+      const na = !z.rowsApi ? "n/a (no sends_total / rows_written_sends_total in GET /admin/api/conversations/:id)" : !measured ? "n/a (not measured at this size)" : null;
+      add({
+        id: m === bigM ? "rows-big" : `rows-${m}`,
+        what: `Size: SQLite rows written per send, ${f0(m)} members`,
+        ours: v === null ? "n/a" : `${f1(v)} rows/send`,
+        baseline: m === 10 ? `${f1(z.rawRowsPerInsert)} row/insert raw` : `${r10 === null ? "n/a" : f1(r10)} at 10 members`,
+        ratio: v === null ? null : m === 10 ? null : r10 ? v / r10 : null,
+        of_raw: v !== null && z.rawRowsPerInsert ? v / z.rawRowsPerInsert : null,
+        target: m === 10 ? null : { op: "<=", value: 1.2 },
+        note: [na, m === 10 ? "reference for the other sizes" : null, m === bigM ? `biggest conversation: ${z.big?.note ?? "?"}` : null, z.rows?.[m] ? `${f0(z.rows[m].sends)} sends` : null].filter(Boolean).join("; "),
+      });
+    }
+    if (!bigM) {
+      add({ id: "rows-big", what: "Size: SQLite rows written per send, 100,000 members", ours: "n/a", baseline: `${r10 === null ? "n/a" : f1(r10)} at 10 members`, ratio: null, of_raw: null, target: { op: "<=", value: 1.2 }, note: z.big?.note ?? "not measured" });
+    }
+  }
+  const s = ok("storm");
   if (s) {
     const storm = med(s.storms, "seconds");
     const lost = s.storms.reduce((n, x) => n + x.lost, 0);
     const dup = s.storms.reduce((n, x) => n + x.dup, 0);
     const shed = s.storms.reduce((n, x) => n + x.shed429 + x.shed503, 0);
     const reqs = med(s.storms, "requests");
-    add({ id: "p3", what: `P3 reconnect storm, ${f0(s.N)} devices × ${s.backlog}-entry backlog within 1 s`, ours: `${f2(storm)} s (${f0(reqs / storm)} req/s)`, baseline: `${f2(s.serialSeconds)} s serial`, ratio: storm / s.serialSeconds, of_raw: rawInsert ? reqs / storm / rawInsert : null, target: { op: "<=", value: 1.5 }, note: `lost ${lost}, duplicates ${dup}, shed ${shed} (429+503, all repeats), ${s.storms.reduce((n, x) => n + (x.timeouts ?? 0), 0)} requests timed out (180 s) and repeated; setup ${f1(s.setupSeconds)} s` });
+    add({ id: "p3", what: `P3 reconnect storm, ${f0(s.N)} devices × ${s.backlog}-entry backlog within 1 s`, ours: `${f2(storm)} s (${f0(reqs)} requests, ${f0(reqs / storm)} req/s)`, baseline: `${f2(s.serialSeconds)} s serial`, ratio: storm / s.serialSeconds, of_raw: rawInsert ? reqs / storm / rawInsert : null, target: { op: "<=", value: 1.5 }, note: `sync + pages + cursors; lost ${lost}, duplicates ${dup}, shed ${shed} (429+503, all repeats), ${s.storms.reduce((n, x) => n + (x.timeouts ?? 0), 0)} requests timed out (180 s) and repeated; setup ${f1(s.setupSeconds)} s` });
+    const tl = s.timelineStorms ?? [];
+    if (tl.length) {
+      const tsec = med(tl, "seconds");
+      const treq = med(tl, "requests");
+      add({ id: "p3-timeline", what: `P3 storm with timelines: same devices, sync?timeline_limit=${s.timelineLimit} + cursors`, ours: `${f2(tsec)} s (${f0(treq)} requests)`, baseline: `${f2(storm)} s (${f0(reqs)} requests) P3`, ratio: tsec / storm, of_raw: rawInsert ? treq / tsec / rawInsert : null, target: { op: "<=", value: 1 }, note: `lost ${tl.reduce((n, x) => n + x.lost, 0)}, duplicates ${tl.reduce((n, x) => n + x.dup, 0)}, shed ${tl.reduce((n, x) => n + x.shed429 + x.shed503, 0)}, ${tl.reduce((n, x) => n + (x.timeouts ?? 0), 0)} timed out and repeated; storms alternate with P3's` });
+    } else {
+      add({ id: "p3-timeline", what: `P3 storm with timelines: same devices, sync?timeline_limit=${s.timelineLimit ?? 50} + cursors`, ours: "n/a", baseline: `${f2(storm)} s (${f0(reqs)} requests) P3`, ratio: null, of_raw: null, target: { op: "<=", value: 1 }, note: "the server answers sync?timeline_limit without a `timeline` (not implemented yet)" });
+    }
   }
-  const fo = r.fanout && !r.fanout.error ? r.fanout : null;
+  const fo = ok("fanout");
   if (fo) {
     const p99 = med(fo.rounds, "p99");
-    const rawLat = r.diagnostics && !r.diagnostics.error ? r.diagnostics.raw_insert_latency_ms?.p50 : null;
+    const rawLat = ok("diagnostics")?.raw_insert_latency_ms?.p50 ?? null;
     add({ id: "p4", what: `P4 fan-out to ${f0(fo.sockets)} live sockets (${fo.users} users × ${fo.devicesPerUser} devices)`, ours: `p50 ${f1(med(fo.rounds, "p50"))} ms / p99 ${f1(p99)} ms`, baseline: "100 ms", ratio: p99 / 100, of_raw: rawLat ? med(fo.rounds, "p50") / rawLat : null, target: { op: "<=", value: 1 }, note: `send→receive on every socket, ${fo.messages} messages × ${fo.rounds.length} rounds; missing ${fo.rounds.reduce((n, x) => n + x.missing, 0)}; of_raw = p50 ÷ raw insert round trip` });
+    if (fo.sioRounds?.length) {
+      const sp99 = med(fo.sioRounds, "p99");
+      add({ id: "p4-socketio", what: `P4 fan-out to ${f0(fo.sockets)} sockets vs Socket.IO broadcast to ${f0(fo.sockets)} clients`, ours: `p50 ${f1(med(fo.rounds, "p50"))} ms / p99 ${f1(p99)} ms`, baseline: `p50 ${f1(med(fo.sioRounds, "p50"))} ms / p99 ${f1(sp99)} ms Socket.IO`, ratio: p99 / sp99, of_raw: null, target: null, note: `ratio = our p99 ÷ Socket.IO's (no target set); durable send over HTTP vs an in-memory room emit; Socket.IO missing ${fo.sioRounds.reduce((n, x) => n + x.missing, 0)}, rounds alternate with ours` });
+    }
   }
-  const ff = r.fanout_few && !r.fanout_few.error ? r.fanout_few : null;
-  if (ff) add({ id: "p4-few-users", what: `P4 same sockets, ${ff.users} users × ${ff.devicesPerUser} devices`, ours: `p50 ${f1(med(ff.rounds, "p50"))} ms / p99 ${f1(med(ff.rounds, "p99"))} ms`, baseline: "100 ms", ratio: med(ff.rounds, "p99") / 100, of_raw: null, target: { op: "<=", value: 1 }, note: `per-member work (outbox rows, unread counters, UserDO pokes) ×${f1(fo ? fo.users / ff.users : 0)} smaller than above; missing ${ff.rounds.reduce((n, x) => n + x.missing, 0)}` });
-  const fd = r.fanout_direct && !r.fanout_direct.error ? r.fanout_direct : null;
+  const ff = ok("fanout_few");
+  if (ff) add({ id: "p4-few-users", what: `P4 same sockets, ${ff.users} users × ${ff.devicesPerUser} devices`, ours: `p50 ${f1(med(ff.rounds, "p50"))} ms / p99 ${f1(med(ff.rounds, "p99"))} ms`, baseline: "100 ms", ratio: med(ff.rounds, "p99") / 100, of_raw: null, target: { op: "<=", value: 1 }, note: `per-member work ×${f1(fo ? fo.users / ff.users : 0)} smaller than above; missing ${ff.rounds.reduce((n, x) => n + x.missing, 0)}` });
+  const fd = ok("fanout_direct");
   if (fd) add({ id: "p4-direct", what: `P4 diagnostic: same, straight to the user Worker (bypassing wrangler dev's proxy)`, ours: `p50 ${f1(med(fd.rounds, "p50"))} ms / p99 ${f1(med(fd.rounds, "p99"))} ms`, baseline: "100 ms", ratio: med(fd.rounds, "p99") / 100, of_raw: null, target: { op: "<=", value: 1 }, note: `not a product figure: shows what the dev proxy adds; missing ${fd.rounds.reduce((n, x) => n + x.missing, 0)}` });
-  const pc = r.push_collapse && !r.push_collapse.error ? r.push_collapse : null;
+  const pc = ok("push_collapse");
   if (pc) add({ id: "p5-collapse", what: `P5 ${f0(pc.messages)} messages in ${pc.windowSeconds} s to one offline device`, ours: `${pc.providerCalls} provider call(s)`, baseline: "2", ratio: pc.providerCalls / 2, of_raw: rawInsert ? pc.messages / pc.windowSeconds / rawInsert : null, target: { op: "<=", value: 1 }, note: `collapse window ${r.settings.push.collapseSeconds} s; calls at ${pc.callOffsetsSeconds.map((x) => `${f1(x)} s`).join(", ") || "none"}; ${pc.unsigned} unsigned` });
-  const pt = r.push_throttle && !r.push_throttle.error ? r.push_throttle : null;
+  const pt = ok("push_throttle");
   if (pt) add({ id: "p5-throttle", what: `P5 provider 429 (Retry-After ${pt.retryAfterSeconds} s), ${pt.devices} devices`, ours: `peak ${pt.peakPerSecond}/s in any 1 s, ${f1(pt.sustainedPerSecond)}/s after the pause`, baseline: `cap ${pt.cap}/s (burst ${pt.burst})`, ratio: pt.sustainedPerSecond === null ? null : pt.sustainedPerSecond / pt.cap, of_raw: null, target: { op: "<=", value: 1 }, note: `${pt.throttled} throttled, ${pt.duringPause} calls inside a Retry-After pause, ${pt.delivered}/${pt.devices} delivered by ${f1(pt.allDeliveredAfterSeconds)} s; ${pt.deadLetters ?? "?"} dead-lettered${pt.deadLetterReasons?.length ? ` (${pt.deadLetterReasons.join("; ")})` : ""}; gate granted ${pt.gate?.granted ?? "?"}, denied ${pt.gate?.denied ?? "?"}` });
-  const rc = r.recovery && !r.recovery.error ? r.recovery : null;
+  const rc = ok("recovery");
   if (rc) {
-    const sio = med(rc.sio, "rate");
-    const live = med(rc.live, "rate");
-    const http = med(rc.http, "rate");
+    const ms = (list) => med(list, "seconds") * 1000;
+    const sio = ms(rc.sio);
+    const live = ms(rc.live);
+    const http = ms(rc.http);
     const rp = rawPage(500);
-    add({ id: "peer-live", what: `Peer: recovery of ${rc.N} clients × ${rc.M} messages, ours via live catch-up`, ours: `${f0(live)} entries/s`, baseline: `${f0(sio)} entries/s Socket.IO`, ratio: live / sio, of_raw: rp ? live / rp : null, target: { op: ">=", value: 1 }, note: `durable log vs in-memory; Socket.IO recovered ${med(rc.sio, "recovered")}/${rc.N}; lost ours ${rc.live.reduce((n, x) => n + x.lost, 0)}, theirs ${rc.sio.reduce((n, x) => n + x.lost, 0)}` });
-    add({ id: "peer-http", what: `Peer: same, ours via HTTP pages (limit = backlog)`, ours: `${f0(http)} entries/s`, baseline: `${f0(sio)} entries/s Socket.IO`, ratio: http / sio, of_raw: rp ? http / rp : null, target: { op: ">=", value: 1 }, note: `lost ${rc.http.reduce((n, x) => n + x.lost, 0)}, shed ${rc.http.reduce((n, x) => n + x.shed, 0)}` });
+    const rate = (list) => med(list, "rate");
+    add({ id: "peer-live", what: `Peer: reconnect recovery, ${rc.N} clients × ${rc.M} missed messages, ours via live catch-up`, ours: `${f0(live)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / live, of_raw: rp ? rate(rc.live) / rp : null, target: { op: ">=", value: 1 }, note: `time until every client has all ${rc.M} (ours: and \`live\`); ratio = Socket.IO time ÷ ours; ${f0(rate(rc.live))} vs ${f0(rate(rc.sio))} entries/s; durable log vs in-memory; Socket.IO recovered ${med(rc.sio, "recovered")}/${rc.N}; lost ours ${rc.live.reduce((n, x) => n + x.lost, 0)}, theirs ${rc.sio.reduce((n, x) => n + x.lost, 0)}; ${rc.live.reduce((n, x) => n + (x.upgradeRetries ?? 0), 0)} of our upgrades hung (10 s) or were reset and were repeated; ${rc.sio.length} repeats` });
+    add({ id: "peer-http", what: `Peer: same, ours via HTTP pages (limit = backlog)`, ours: `${f0(http)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / http, of_raw: rp ? rate(rc.http) / rp : null, target: { op: ">=", value: 1 }, note: `lost ${rc.http.reduce((n, x) => n + x.lost, 0)}, shed ${rc.http.reduce((n, x) => n + x.shed, 0)}` });
+  }
+  const ib = ok("inbox");
+  if (ib) {
+    const m = ib.medians;
+    const wrong = (l) => l.reduce((n, x) => n + x.wrong, 0);
+    const v1 = `v1: ${f0(m.v1.requests)} requests, ${f0(m.v1.ms)} ms (${ib.v1Parallel} in flight; one at a time ${f0(m.v1serial.ms)} ms)`;
+    add({
+      id: "p6",
+      what: `P6 inbox screen: ${ib.convs} conversations × ${ib.perConv} new messages, summaries + newest ${ib.screen} each, via sync?timeline_limit=${ib.screen}`,
+      ours: ib.supported && m.timeline.ms !== null ? `${f0(m.timeline.requests)} request(s), ${f0(m.timeline.ms)} ms` : "n/a",
+      baseline: v1,
+      ratio: ib.supported && m.timeline.ms !== null ? m.timeline.ms / m.v1.ms : null,
+      of_raw: null,
+      target: { op: "<=", value: 1 },
+      note: ib.supported
+        ? `ratio = timeline wall time ÷ v1's; screens checked (newest ${ib.screen} seqs of every conversation): wrong timeline ${wrong(ib.timeline)}, v1 ${wrong(ib.v1) + wrong(ib.v1serial)}; ${ib.repeats} repeats, setup ${f1(ib.setupSeconds)} s`
+        : `the server answers sync?timeline_limit without a \`timeline\` (not implemented yet); v1 screens wrong ${wrong(ib.v1) + wrong(ib.v1serial)}; setup ${f1(ib.setupSeconds)} s`,
+    });
   }
   return rows;
 }
@@ -71,15 +163,18 @@ export function renderMarkdown(r) {
   const lines = [];
   lines.push(`# Benchmark results (${r.quick ? "--quick" : "full"} run)`);
   lines.push("");
-  lines.push(`${r.started_at} · ${m.nproc} cores (${m.cpu}) · ${m.mem_total_gib} GiB · node ${m.node} · wrangler ${m.wrangler} (wrangler dev, local) · socket.io ${m.socket_io} · load ${m.loadavg_start.join(" ")} → ${(m.loadavg_end ?? []).join(" ")} · ${r.total_seconds} s`);
+  lines.push(`${r.started_at} · ${m.nproc} cores (${m.cpu}) · ${m.mem_total_gib} GiB · node ${m.node} · wrangler ${m.wrangler} (wrangler dev, local) · socket.io ${m.socket_io} · load ${m.loadavg_start.join(" ")} → ${(m.loadavg_end ?? []).join(" ")} · ${r.total_seconds} s · measured: ${m.src ?? "work tree"} (repo at ${m.git_commit}${m.src_uncommitted_files ? `, ${m.src_uncommitted_files} uncommitted files in src/` : ""})`);
   lines.push("");
   lines.push("| scenario | ours | compared with | ratio | target | met | fraction of raw | notes |");
   lines.push("|---|---|---|---|---|---|---|---|");
   for (const row of r.summary) {
     const raw = row.id.startsWith("raw-");
-    lines.push(`| ${row.what} | ${row.ours} | ${row.baseline} | ${raw ? "–" : f2(row.ratio)} | ${raw ? "–" : `${row.target.op} ${row.target.value}`} | ${raw ? "–" : row.pass === null ? "?" : row.pass ? "yes" : "**no**"} | ${raw ? "1" : f2(row.of_raw)} | ${row.note} |`);
+    const ratio = raw ? "–" : row.ratio === null ? "n/a" : f2(row.ratio);
+    const target = raw || !row.target ? "–" : `${row.target.op} ${row.target.value}`;
+    const met = raw || !row.target ? "–" : row.pass === null ? "n/a" : row.pass ? "yes" : "**no**";
+    lines.push(`| ${row.what} | ${row.ours} | ${row.baseline} | ${ratio} | ${target} | ${met} | ${raw ? "1" : f2(row.of_raw)} | ${row.note} |`);
   }
-  const failed = ["diagnostics", "throughput", "storm", "fanout", "push_collapse", "push_throttle", "recovery"].filter((k) => r[k]?.error);
+  const failed = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "inbox", "fanout_direct"].filter((k) => r[k]?.error);
   if (failed.length) {
     lines.push("");
     for (const k of failed) lines.push(`- **${k} failed:** ${r[k].error}`);
@@ -95,16 +190,23 @@ export function renderMarkdown(r) {
     lines.push("");
     lines.push(`One at a time: GET /healthz p50 ${f1(d.healthz_latency_ms.p50)} ms; raw INSERT round trip p50 ${f1(d.raw_insert_latency_ms.p50)} ms; raw 100-row page p50 ${f1(d.raw_page100_latency_ms.p50)} ms.`);
   }
-  const cores = ["throughput", "storm", "fanout", "fanout_few", "recovery"].filter((k) => r[k]?._cores);
+  const phases = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "inbox", "fanout_direct"];
+  const cores = phases.filter((k) => r[k]?._cores);
   if (cores.length) {
     lines.push("");
-    lines.push("Average cores busy per phase (of " + m.nproc + "): " + cores.map((k) => `${k}: workerd ${r[k]._cores.workerd}, bench client ${r[k]._cores.bench_client}, wrangler node ${r[k]._cores.wrangler_node}, peer ${r[k]._cores.peer}`).join("; ") + ". (Everything else on the machine, i.e. other people's jobs, is in latest.json as `other`; it is approximate, processes that end mid-phase make it swing.)");
+    lines.push("Average cores busy per phase (of " + m.nproc + "): " + cores.map((k) => `${k}: workerd ${r[k]._cores.workerd}, raw workerd ${r[k]._cores.raw_workerd ?? 0}, bench client ${r[k]._cores.bench_client}, wrangler node ${r[k]._cores.wrangler_node}, peer ${r[k]._cores.peer}`).join("; ") + ". (Everything else on the machine, i.e. other people's jobs, is in latest.json as `other`; it is approximate, processes that end mid-phase make it swing.)");
+  }
+  const timed = phases.filter((k) => typeof r[k]?._seconds === "number");
+  if (timed.length) {
+    lines.push("");
+    lines.push("Phase durations: " + timed.map((k) => `${k} ${f0(r[k]._seconds)} s`).join(", ") + `; whole run ${f0(r.total_seconds)} s.`);
   }
   lines.push("");
-  if (r.dev_proxy_resets || r.connection_resets) {
+  if (r.dev_proxy_resets || r.connection_resets || r.socket_open_retries) {
     lines.push("");
-    lines.push(`Transport retries: wrangler dev's proxy answered "Your worker restarted mid-request" ${r.dev_proxy_resets} time(s) (workerd did not restart; its connection to the user Worker dropped under load) and ${r.connection_resets} keep-alive connection(s) were reset; the bench repeated those requests (all are idempotent: sends carry a client_msg_id, creations accept 409).`);
+    lines.push(`Transport retries: wrangler dev's proxy answered "Your worker restarted mid-request" ${r.dev_proxy_resets} time(s) (workerd did not restart; its connection to the user Worker dropped under load), ${r.connection_resets} keep-alive connection(s) were reset and ${r.socket_open_retries ?? 0} socket upgrade(s) timed out or were reset; the bench repeated those (all are idempotent: sends carry a client_msg_id, creations accept 409).`);
   }
+  if (r.setup_shed_retries) lines.push(`${r.setup_shed_retries} 429/503 answer(s) to setup and probe requests were waited out (Retry-After, scaled) and repeated.`);
   lines.push("");
   lines.push(`Medians over repeats. Retry-After from 429/503 is honoured at ${r.settings.retry_after_scale}× scale (compressed). ${r.quick ? `--quick: smaller N, fewer repeats; push collapse window compressed to ${r.settings.push.collapseSeconds} s (PUSH_COLLAPSE_SECONDS) and ${r.settings.push.windowSeconds} s of sending.` : ""}`);
   lines.push("");
@@ -115,7 +217,7 @@ const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
 
 /** Horizontal bars of each ratio with its target tick; green when the target is met. */
 export function renderSvg(r) {
-  const rows = r.summary.filter((x) => !x.id.startsWith("raw-") && x.ratio !== null);
+  const rows = r.summary.filter((x) => !x.id.startsWith("raw-") && x.ratio !== null && x.target);
   const W = 900;
   const left = 330;
   const barW = 480;

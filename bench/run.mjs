@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [-- --only=raw,p3,...]`
+ * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS]`
  *
- * One run, side by side: starts `wrangler dev` (own process group, temp state,
- * bench endpoints on, push pointed at a local webhook receiver) and a
- * Socket.IO 4.8 peer, runs every scenario against the runtime's own limit
- * (BenchDO: one RPC + one INSERT / one page SELECT) and against the peer,
- * takes medians over repeats, and writes bench/results/latest.{json,md,svg}.
+ * One run, side by side: starts the product's `wrangler dev` (own process group,
+ * temp state, push pointed at a local webhook receiver), the reference limit's
+ * (bench/raw: a separate minimal Worker whose Durable Object does one RPC + one
+ * INSERT / one page SELECT; its own `wrangler dev`, port and state) and a
+ * Socket.IO 4.8 peer, runs every scenario against the raw limit and against the
+ * peer, takes medians over repeats, and writes bench/results/latest.{json,md,svg}.
+ * `--src=<git ref>` (or BENCH_SRC) measures the product's sources at that commit
+ * (`git archive`, read-only) instead of the work tree.
  * See BENCHMARKS.md for the method and the caveats.
  */
 import { execSync } from "node:child_process";
@@ -14,9 +17,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../scripts/lib/dev-auth.mjs";
-import { agent, bodyOf, devProxyResets, pool, request, token } from "./lib/client.mjs";
-import { cpuDelta, cpuSnapshot } from "./lib/cpu.mjs";
-import { startSocketIoPeer, startWebhookReceiver, startWrangler, stopAll } from "./lib/services.mjs";
+import { agent, bodyOf, devProxyResets, pool, request, shedRetries, token } from "./lib/client.mjs";
+import { cpuDelta, cpuSnapshot, cpuUsed } from "./lib/cpu.mjs";
+import { startRawWorker, startSocketIoPeer, startWebhookReceiver, startWrangler, stopAll } from "./lib/services.mjs";
 import { median, quantile, round } from "./lib/stats.mjs";
 import { renderMarkdown, renderSvg, summarize } from "./report.mjs";
 import { runThroughput } from "./scenarios/throughput.mjs";
@@ -24,12 +27,19 @@ import { runStorm } from "./scenarios/storm.mjs";
 import { runFanout } from "./scenarios/fanout.mjs";
 import { runPushCollapse, runPushThrottle } from "./scenarios/push.mjs";
 import { runRecovery } from "./scenarios/recovery.mjs";
+import { runSizeScaling } from "./scenarios/size.mjs";
+import { runInbox } from "./scenarios/inbox.mjs";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const onlyArg = argv.find((a) => a.startsWith("--only="));
 const only = onlyArg ? new Set(onlyArg.slice(7).split(",")) : null;
 const want = (name) => !only || only.has(name);
+const srcArg = argv.find((a) => a.startsWith("--src="));
+const srcRef = srcArg ? srcArg.slice(6) : process.env.BENCH_SRC || null;
+// Seconds the size scenario may spend growing its biggest conversation past 10,000 members (default: full 180, quick 30).
+const sizeBudgetArg = argv.find((a) => a.startsWith("--size-budget="));
+const sizeGrowBudgetSeconds = sizeBudgetArg ? Number(sizeBudgetArg.slice(14)) : undefined;
 const outDir = join(ROOT, "bench", "results");
 const started = Date.now();
 const log = (msg) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}`);
@@ -56,7 +66,9 @@ function machine() {
     socket_io: sio.version,
     loadavg_start: loadavg().map((x) => round(x, 2)),
     git_commit: sh("git -C " + JSON.stringify(ROOT) + " rev-parse --short HEAD"),
-    src_uncommitted_files: Number(sh("git -C " + JSON.stringify(ROOT) + " status --porcelain src migrations wrangler.toml | wc -l")),
+    // What was measured: the work tree (with this many uncommitted files) or a commit (--src / BENCH_SRC).
+    src: srcRef ? `commit ${sh("git -C " + JSON.stringify(ROOT) + " rev-parse --short " + JSON.stringify(srcRef))} (${srcRef})` : "work tree",
+    src_uncommitted_files: srcRef ? 0 : Number(sh("git -C " + JSON.stringify(ROOT) + " status --porcelain src migrations wrangler.toml | wc -l")),
   };
 }
 
@@ -77,7 +89,7 @@ async function diagnostics(ctx) {
   const kinds = [
     { name: "GET /healthz (no auth, no object)", path: () => "/healthz" },
     { name: "GET /v1/conversations/:id (auth + RPC + small read)", path: () => `/v1/conversations/${conv}`, auth: true },
-    { name: "raw RPC + INSERT", method: "POST", path: () => `/bench/diag-${ctx.runId}/insert`, raw: body },
+    { name: "raw RPC + INSERT (bench/raw)", method: "POST", path: () => `/raw/diag-${ctx.runId}/insert`, raw: body, onRaw: true },
     { name: "P1 send (auth + RPC + send)", method: "POST", path: () => `/v1/conversations/${conv}/messages`, auth: true, json: true },
   ];
   const measure = async (base, kind, tag) => {
@@ -88,29 +100,33 @@ async function diagnostics(ctx) {
     const s = (performance.now() - t0) / 1000;
     const c1 = cpuSnapshot(ctx.groups);
     a.destroy();
-    return { rps: n / s, workerd_cpu_ms_per_req: ((c1.workerd - c0.workerd) * 1000) / n, client_cpu_ms_per_req: ((c1.bench_client - c0.bench_client) * 1000) / n, workerd_cores: (c1.workerd - c0.workerd) / s };
+    // Both workerd processes (the product's and the raw limit's): only the one under test is busy.
+    const d = cpuUsed(c0, c1);
+    const wd = d.workerd + d.raw_workerd;
+    return { rps: n / s, workerd_cpu_ms_per_req: (wd * 1000) / n, client_cpu_ms_per_req: (d.bench_client * 1000) / n, workerd_cores: wd / s };
   };
   const out = { n, C, kinds: [] };
   for (const [i, kind] of kinds.entries()) {
-    const row = { name: kind.name, proxied: await measure(ctx.url, kind, `p${i}-`) };
-    if (ctx.directUrl) row.direct = await measure(ctx.directUrl, kind, `d${i}-`);
+    const row = { name: kind.name, proxied: await measure(kind.onRaw ? ctx.rawUrl : ctx.url, kind, `p${i}-`) };
+    const direct = kind.onRaw ? ctx.rawDirectUrl : ctx.directUrl;
+    if (direct) row.direct = await measure(direct, kind, `d${i}-`);
     out.kinds.push(row);
     log(`  ${kind.name}: ${row.proxied.rps.toFixed(0)} req/s, workerd ${row.proxied.workerd_cpu_ms_per_req.toFixed(2)} CPU ms/req` + (row.direct ? `; direct ${row.direct.rps.toFixed(0)} req/s, ${row.direct.workerd_cpu_ms_per_req.toFixed(2)} CPU ms/req` : ""));
   }
   // One at a time: the round trips.
   const a = agent(1);
-  const lat = async (path, method = "GET", raw) => {
+  const lat = async (path, method = "GET", raw, base = ctx.url) => {
     const l = [];
     for (let i = 0; i < (quick ? 100 : 300); i++) {
       const t0 = performance.now();
-      await request({ base: ctx.url, agent: a, method, path, raw });
+      await request({ base, agent: a, method, path, raw });
       l.push(performance.now() - t0);
     }
     return { p50: quantile(l, 0.5), p99: quantile(l, 0.99) };
   };
   out.healthz_latency_ms = await lat("/healthz");
-  out.raw_insert_latency_ms = await lat(`/bench/diag-${ctx.runId}/insert`, "POST", body);
-  out.raw_page100_latency_ms = await lat(`/bench/diag-${ctx.runId}/page?after=0&limit=100`);
+  out.raw_insert_latency_ms = await lat(`/raw/diag-${ctx.runId}/insert`, "POST", body, ctx.rawUrl);
+  out.raw_page100_latency_ms = await lat(`/raw/diag-${ctx.runId}/page?after=0&limit=100`, "GET", undefined, ctx.rawUrl);
   a.destroy();
   return out;
 }
@@ -124,7 +140,7 @@ async function phase(ctx, name, fn) {
     const result = await fn(ctx);
     const seconds = (performance.now() - t0) / 1000;
     const cores = cpuDelta(c0, cpuSnapshot(ctx.groups), seconds);
-    log(`${name}: done in ${seconds.toFixed(1)} s; cores busy: workerd ${cores.workerd}, wrangler node ${cores.wrangler_node}, bench client ${cores.bench_client}, peer ${cores.peer}, other ${cores.other}`);
+    log(`${name}: done in ${seconds.toFixed(1)} s; cores busy: workerd ${cores.workerd}, raw workerd ${cores.raw_workerd}, wrangler node ${cores.wrangler_node}, bench client ${cores.bench_client}, peer ${cores.peer}, other ${cores.other}`);
     return { ...result, _seconds: round(seconds, 1), _cores: cores };
   } catch (err) {
     log(`${name}: FAILED: ${err.stack ?? err}`);
@@ -134,10 +150,9 @@ async function phase(ctx, name, fn) {
 
 async function main() {
   const info = machine();
-  log(`bench ${quick ? "--quick" : "full"} on ${info.nproc} cores, load ${info.loadavg_start.join(" ")}, node ${info.node}, wrangler ${info.wrangler}`);
+  log(`bench ${quick ? "--quick" : "full"} on ${info.nproc} cores, load ${info.loadavg_start.join(" ")}, node ${info.node}, wrangler ${info.wrangler}; measuring the ${info.src}`);
   const hook = await startWebhookReceiver(WEBHOOK_SECRET);
   const vars = {
-    BENCH_ENABLED: "true",
     PUSH_WEBHOOK_URL: hook.url,
     PUSH_WEBHOOK_SECRET: WEBHOOK_SECRET,
     PUSH_COLLAPSE_SECONDS: String(push.collapseSeconds),
@@ -145,8 +160,10 @@ async function main() {
     PUSH_RATE_PER_SECOND: String(push.ratePerSecond),
     PUSH_BURST: String(push.burst),
   };
-  const wrangler = await startWrangler(vars);
+  const wrangler = await startWrangler(vars, { srcRef });
   log(`wrangler dev on ${wrangler.url} (pgid ${wrangler.pid})`);
+  const rawWorker = await startRawWorker();
+  log(`raw limit (bench/raw) wrangler dev on ${rawWorker.url} (pgid ${rawWorker.pid})`);
   const peer = await startSocketIoPeer();
   log(`socket.io peer on ${peer.url}`);
   const ctx = {
@@ -155,6 +172,8 @@ async function main() {
     wsUrl: wrangler.url.replace(/^http/, "ws"),
     peerUrl: peer.url,
     directUrl: wrangler.directUrl,
+    rawUrl: rawWorker.url,
+    rawDirectUrl: rawWorker.directUrl,
     hook,
     push,
     log,
@@ -163,26 +182,31 @@ async function main() {
     retryCompress: 0.1,
     stormDevices: quick ? 200 : 2000,
     fanoutSockets: quick ? 200 : 1000,
-    recovery: quick ? { clients: 100, messages: 100 } : { clients: 500, messages: 100 },
-    groups: { wrangler: wrangler.pid, peer: peer.pid },
+    recovery: { clients: 200, messages: 50, repeats: quick ? 3 : 5 },
+    sizeGrowBudgetSeconds,
+    groups: { wrangler: wrangler.pid, raw: rawWorker.pid, peer: peer.pid },
   };
   const results = { quick, started_at: new Date(started).toISOString(), machine: info, settings: { concurrency: ctx.concurrency, retry_after_scale: ctx.retryCompress, push, storm_devices: ctx.stormDevices, fanout_sockets: ctx.fanoutSockets, recovery: ctx.recovery, vars: { ...vars, PUSH_WEBHOOK_SECRET: "(bench)" } } };
   try {
     results.diagnostics = await phase(ctx, "diag", diagnostics);
     results.throughput = await phase(ctx, "raw+p1+p2", runThroughput);
+    results.size = await phase(ctx, "size", runSizeScaling);
     results.storm = await phase(ctx, "p3", runStorm);
-    results.fanout = await phase(ctx, "p4", runFanout);
+    results.fanout = await phase(ctx, "p4", (c) => runFanout({ ...c, fanoutPeer: true }));
     // Same sockets, few users × many devices: separates per-member work (outbox, unread, pokes) from the socket fan-out.
     if (!quick) results.fanout_few = await phase(ctx, "p4few", (c) => runFanout({ ...c, runId: `${c.runId}f`, fanoutPerUser: c.fanoutSockets / 10, fanoutRounds: 2 }));
     results.push_collapse = await phase(ctx, "p5", runPushCollapse);
     results.push_throttle = await phase(ctx, "p5", runPushThrottle);
     results.recovery = await phase(ctx, "peer", runRecovery);
+    results.inbox = await phase(ctx, "p6", runInbox);
     if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}d`, fanoutRounds: 1 }));
   } finally {
     await stopAll();
   }
   results.dev_proxy_resets = devProxyResets.count;
   results.connection_resets = devProxyResets.connectionResets;
+  results.socket_open_retries = devProxyResets.socketRetries;
+  results.setup_shed_retries = shedRetries.count;
   results.machine.loadavg_end = loadavg().map((x) => round(x, 2));
   results.total_seconds = round((Date.now() - started) / 1000, 1);
   results.summary = summarize(results);

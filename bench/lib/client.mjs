@@ -54,7 +54,7 @@ export async function request(o) {
 }
 
 /** How often wrangler dev's proxy said "Your worker restarted mid-request" (retried). */
-export const devProxyResets = { count: 0, connectionResets: 0 };
+export const devProxyResets = { count: 0, connectionResets: 0, socketRetries: 0 };
 
 function request1(o) {
   return new Promise((resolve, reject) => {
@@ -89,12 +89,26 @@ function request1(o) {
   });
 }
 
-/** Throws unless the status is one of `ok`. */
-export async function must(o, ok = [200, 201]) {
-  const res = await request(o);
-  if (!ok.includes(res.status)) throw new Error(`${o.method ?? "GET"} ${o.path} → ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
-  return res.body;
+/**
+ * Throws unless the status is one of `ok`. A 429/503 (rate limit, load shedding) is
+ * repeated after its Retry-After × `retryScale` (every bench call is idempotent) and
+ * counted in `shedRetries`.
+ */
+export async function must(o, ok = [200, 201], { retryScale = 0.1, attempts = 20 } = {}) {
+  for (let attempt = 1; ; attempt++) {
+    const res = await request(o);
+    if ((res.status === 429 || res.status === 503) && !ok.includes(res.status) && attempt < attempts) {
+      shedRetries.count++;
+      await sleep(Math.max(50, Number(res.headers["retry-after"] ?? 1) * 1000 * retryScale));
+      continue;
+    }
+    if (!ok.includes(res.status)) throw new Error(`${o.method ?? "GET"} ${o.path} → ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+    return res.body;
+  }
 }
+
+/** 429/503 answers that `must` waited out and repeated (setup requests mostly). */
+export const shedRetries = { count: 0 };
 
 /**
  * Runs `fn(i)` for i in [0, n) with at most `concurrency` in flight.
@@ -135,6 +149,24 @@ export function openSocket(url, onFrame, { timeoutMs = 30_000 } = {}) {
     });
     ws.once("error", reject);
   });
+}
+
+/**
+ * openSocket, repeated (up to `attempts`) when the upgrade fails in transport —
+ * a handshake that times out or a connection reset, as wrangler dev's proxy does
+ * under load — and counted in `devProxyResets.socketRetries`. Refusals with an HTTP
+ * status (429/503 with Retry-After, 4xx) are left to the caller.
+ */
+export async function openSocketRetry(url, onFrame, { attempts = 5, timeoutMs = 30_000 } = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openSocket(url, onFrame, { timeoutMs });
+    } catch (err) {
+      if (err.status !== undefined || attempt >= attempts) throw err;
+      devProxyResets.socketRetries++;
+      await sleep(100 * attempt);
+    }
+  }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -1,10 +1,11 @@
 /**
- * The processes a bench run needs: `wrangler dev` (its own process group,
- * offline, temp state, bench endpoints on), the Socket.IO peer (a child
+ * The processes a bench run needs: the product's `wrangler dev` and the
+ * reference limit's (bench/raw, its own `wrangler dev`), each in its own process
+ * group, offline, with temp state; the Socket.IO peer (a child
  * process, so it has a core to itself like workerd) and the webhook receiver
  * (in-process, tiny). Everything started here is stopped by `stopAll()`.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, writeFileSync, mkdtempSync, rmSync, openSync, readFileSync, symlinkSync } from "node:fs";
 import { createServer } from "node:http";
@@ -34,7 +35,7 @@ async function waitHttp(url, timeoutMs, isAlive) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
-    if (isAlive && !isAlive()) throw new Error(`process exited before ${url} answered`);
+    if (isAlive && !isAlive()) throw new Error(`process exited (or its build failed) before ${url} answered`);
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return;
@@ -51,27 +52,36 @@ async function waitHttp(url, timeoutMs, isAlive) {
  * A private copy of the Worker's sources: others edit src/ while a run is in
  * progress, and wrangler dev restarts the Worker (dropping sockets and
  * in-flight requests) on every change it sees. The run measures this snapshot.
+ * `srcRef` (e.g. "HEAD"): take the sources from that commit instead of the work
+ * tree (`git archive`, read-only), for a run while the work tree is mid-edit.
  */
-function snapshot(dir) {
-  for (const entry of ["src", "migrations", "public", "wrangler.toml", "package.json", "tsconfig.json", ".dev.vars"]) {
-    const from = join(ROOT, entry);
-    if (existsSync(from)) cpSync(from, join(dir, entry), { recursive: true });
+const PRODUCT_ENTRIES = ["src", "migrations", "public", "wrangler.toml", "package.json", "tsconfig.json"];
+function snapshot(dir, srcRef) {
+  if (srcRef) {
+    const inRef = execFileSync("git", ["-C", ROOT, "ls-tree", "--name-only", srcRef], { encoding: "utf8" }).split("\n");
+    const entries = PRODUCT_ENTRIES.filter((e) => inRef.includes(e));
+    const tar = execFileSync("git", ["-C", ROOT, "archive", "--format=tar", srcRef, "--", ...entries], { maxBuffer: 256 * 2 ** 20 });
+    execFileSync("tar", ["-x", "-C", dir], { input: tar });
+  } else {
+    for (const entry of PRODUCT_ENTRIES) {
+      const from = join(ROOT, entry);
+      if (existsSync(from)) cpSync(from, join(dir, entry), { recursive: true });
+    }
   }
+  // Not in git: the dev secrets (created from .dev.vars.example when missing).
+  if (existsSync(join(ROOT, ".dev.vars"))) cpSync(join(ROOT, ".dev.vars"), join(dir, ".dev.vars"));
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
 }
 
 /**
- * Starts `wrangler dev` detached (own process group) with `vars` as --var.
- * @returns {Promise<{ url: string, port: number, logPath: string, stop: () => Promise<void> }>}
+ * Runs `wrangler dev` from `codeDir` detached (own process group, killed as one),
+ * on a free port with a free inspector port and `--persist-to` a temp dir.
  */
-export async function startWrangler(vars, { inspector = false } = {}) {
-  ensureDevVars();
+async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [] }) {
   const port = await freePort();
   const inspectorPort = await freePort();
   const state = mkdtempSync(join(tmpdir(), "bench-state-"));
-  const code = mkdtempSync(join(tmpdir(), "bench-src-"));
-  snapshot(code);
-  const logPath = join(ROOT, "bench", "results", "wrangler-last.log");
+  const logPath = join(ROOT, "bench", "results", logName);
   mkdirSync(dirname(logPath), { recursive: true });
   writeFileSync(logPath, "");
   const out = openSync(logPath, "a");
@@ -79,7 +89,7 @@ export async function startWrangler(vars, { inspector = false } = {}) {
   const args = ["dev", "--ip", HOST, "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", state, "--log-level", "warn", "--show-interactive-dev-session=false"];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(join(ROOT, "node_modules", ".bin", "wrangler"), args, {
-    cwd: code,
+    cwd: codeDir,
     detached: true, // setsid: its own process group, killed as one
     stdio: ["ignore", out, out],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true", WRANGLER_LOG_PATH: debugLog },
@@ -97,16 +107,22 @@ export async function startWrangler(vars, { inspector = false } = {}) {
       try { process.kill(-child.pid, "SIGKILL"); } catch {}
     }
     rmSync(state, { recursive: true, force: true });
-    rmSync(code, { recursive: true, force: true });
+    for (const dir of [codeDir, ...cleanup]) rmSync(dir, { recursive: true, force: true });
   };
   stoppers.push(stop);
   const url = `http://${HOST}:${port}`;
+  // A build error leaves wrangler dev running (waiting for a fix): fail at once instead of after 90 s.
+  const alive = () => {
+    if (exited) return false;
+    try { if (/Build failed/.test(readFileSync(logPath, "utf8"))) return false; } catch {}
+    return true;
+  };
   try {
-    await waitHttp(`${url}/healthz`, 90_000, () => !exited);
+    await waitHttp(`${url}/healthz`, 90_000, alive);
   } catch (err) {
     const log = readFileSync(logPath, "utf8").slice(-3000);
     await stop();
-    throw new Error(`${err.message}\n--- wrangler log ---\n${log}`);
+    throw new Error(`${err.message}\n--- wrangler log (${logName}) ---\n${log}`);
   }
   // The user Worker's own address behind wrangler dev's proxy (diagnostics only: where the time goes).
   let directUrl = null;
@@ -117,7 +133,30 @@ export async function startWrangler(vars, { inspector = false } = {}) {
     } catch {}
     if (!directUrl) await sleep(100);
   }
-  return { url, directUrl, port, inspectorPort, codeDir: code, logPath, pid: child.pid, stop };
+  return { url, directUrl, port, inspectorPort, codeDir, statePath: state, logPath, pid: child.pid, stop };
+}
+
+/**
+ * Starts the product's `wrangler dev` (from a private snapshot of its sources) with `vars` as --var.
+ * @param {Record<string, string>} vars
+ * @param {{ srcRef?: string | null }} [opts]
+ */
+export async function startWrangler(vars, { srcRef = null } = {}) {
+  ensureDevVars();
+  const code = mkdtempSync(join(tmpdir(), "bench-src-"));
+  snapshot(code, srcRef);
+  return launchWranglerDev({ codeDir: code, vars, logName: "wrangler-last.log" });
+}
+
+/**
+ * Starts the reference limit, bench/raw (a minimal Worker with one SQLite
+ * Durable Object: one RPC + one INSERT, one page SELECT), with its own
+ * `wrangler dev` (own port, own persist dir), next to the product's.
+ */
+export async function startRawWorker() {
+  const code = mkdtempSync(join(tmpdir(), "bench-raw-"));
+  for (const f of ["worker.ts", "wrangler.toml"]) cpSync(join(ROOT, "bench", "raw", f), join(code, f));
+  return launchWranglerDev({ codeDir: code, logName: "wrangler-raw-last.log" });
 }
 
 /** Starts bench/peer/socketio-server.mjs; resolves once it prints its port. */

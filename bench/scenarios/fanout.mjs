@@ -1,9 +1,61 @@
 /**
  * P4 fan-out: one conversation, S live sockets (USERS users × S/USERS devices),
  * a series of messages sent over HTTP; send→receive latency on every socket.
+ * With `ctx.fanoutPeer`, beside Socket.IO 4.8 broadcasting to S clients in one
+ * room on the same machine (the peer's broadcast mode): the same number of
+ * messages, the same gap, ~200-byte bodies, its rounds alternating with ours.
+ * Send and receive times are both taken in this process (performance.now()).
  */
-import { agent, bodyOf, must, openSocket, pool, request, sleep, token } from "../lib/client.mjs";
+import { io as ioClient } from "socket.io-client";
+import { agent, bodyOf, must, openSocketRetry, pool, request, sleep, token } from "../lib/client.mjs";
 import { quantile } from "../lib/stats.mjs";
+
+const sioOpts = { transports: ["websocket"], reconnection: false, forceNew: true };
+
+/** S Socket.IO clients in one room of the peer, plus a sender; `round()` broadcasts `messages` and measures. */
+async function socketIoRoom(ctx, S, tag) {
+  const room = `fan-${tag}`;
+  let lat = [];
+  const got = new Array(S).fill(0);
+  const clients = [];
+  const tc = performance.now();
+  await pool(S, 16, async (i) => {
+    const s = ioClient(ctx.peerUrl, { ...sioOpts, auth: { room } });
+    s.on("message", (p) => {
+      if (typeof p?.t0 === "number") {
+        lat.push(performance.now() - p.t0);
+        got[i]++;
+      }
+    });
+    await new Promise((res, rej) => { s.once("connect", res); s.once("connect_error", rej); });
+    clients[i] = s;
+  });
+  const connectSeconds = (performance.now() - tc) / 1000;
+  const sender = ioClient(ctx.peerUrl, sioOpts);
+  await new Promise((res, rej) => { sender.once("connect", res); sender.once("connect_error", rej); });
+  const body = bodyOf(200);
+  return {
+    connectSeconds,
+    async round(messages, gapMs) {
+      lat = [];
+      const sendLat = [];
+      for (let k = 0; k < messages; k++) {
+        const t0 = performance.now();
+        await sender.emitWithAck("broadcast", { room, payload: { t0, k, body } });
+        sendLat.push(performance.now() - t0);
+        await sleep(gapMs);
+      }
+      await sleep(1000);
+      const missing = S * messages - lat.length;
+      if (lat.length === 0) throw new Error("no Socket.IO client received anything");
+      return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing, sendP50: quantile(sendLat, 0.5) };
+    },
+    close() {
+      for (const s of clients) s.disconnect();
+      sender.disconnect();
+    },
+  };
+}
 
 export async function runFanout(ctx) {
   const S = ctx.fanoutSockets;
@@ -35,7 +87,7 @@ export async function runFanout(ctx) {
     const tok = await token(users[i % nUsers], `s${Math.floor(i / nUsers)}`);
     for (;;) {
       try {
-        sockets[i] = await openSocket(`${ctx.wsUrl}/v1/conversations/${conv}/live?access_token=${tok}`, onFrame(i));
+        sockets[i] = await openSocketRetry(`${ctx.wsUrl}/v1/conversations/${conv}/live?access_token=${tok}`, onFrame(i));
         return;
       } catch (err) {
         if (err.status === 503 || err.status === 429) { refused++; await sleep((err.retryAfter || 1) * 1000 * ctx.retryCompress); continue; }
@@ -45,6 +97,9 @@ export async function runFanout(ctx) {
   });
   const connectSeconds = (performance.now() - tc) / 1000;
   ctx.log(`  ${S} sockets open in ${connectSeconds.toFixed(1)} s (${refused} refused and retried)`);
+  const sio = ctx.fanoutPeer && ctx.peerUrl ? await socketIoRoom(ctx, S, ctx.runId) : null;
+  if (sio) ctx.log(`  Socket.IO: ${S} clients in one room in ${sio.connectSeconds.toFixed(1)} s`);
+  const sioRounds = [];
   await sleep(500);
 
   const a = agent(2);
@@ -64,8 +119,14 @@ export async function runFanout(ctx) {
     if (lat.length === 0) throw new Error("no socket received anything (sockets dropped?)");
     rounds.push({ p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing, sendP50: quantile(sendLat, 0.5) });
     ctx.log(`  round ${r + 1}: send→receive p50 ${rounds.at(-1).p50.toFixed(1)} ms, p99 ${rounds.at(-1).p99.toFixed(1)} ms, max ${rounds.at(-1).max.toFixed(1)} ms, missing ${missing}, HTTP send p50 ${rounds.at(-1).sendP50.toFixed(1)} ms`);
+    if (sio) {
+      const q = await sio.round(messages, gapMs);
+      sioRounds.push(q);
+      ctx.log(`  round ${r + 1} Socket.IO broadcast: p50 ${q.p50.toFixed(1)} ms, p99 ${q.p99.toFixed(1)} ms, max ${q.max.toFixed(1)} ms, missing ${q.missing}, emit→ack p50 ${q.sendP50.toFixed(1)} ms`);
+    }
   }
   a.destroy();
   for (const ws of sockets) ws.terminate();
-  return { sockets: S, users: nUsers, devicesPerUser: perUser, messages, connectSeconds, rounds };
+  sio?.close();
+  return { sockets: S, users: nUsers, devicesPerUser: perUser, messages, gapMs, connectSeconds, rounds, sioRounds, sioConnectSeconds: sio?.connectSeconds ?? null };
 }

@@ -3,36 +3,27 @@
  * one conversation each) with a BACKLOG-entry backlog reconnect within 1 s:
  * GET /v1/sync, page each conversation from the received cursor, POST
  * /v1/cursors. Compared with the same work done serially by one client.
+ *
+ * P3 with timelines (v1.1, issue #14): the same storm on the same setup (other
+ * device ids, same backlog), each device doing GET /v1/sync?timeline_limit=50
+ * (one request: the backlog fits the timeline) + POST /v1/cursors, paging
+ * backwards only if a timeline says `limited`. Storms alternate (P3, timeline,
+ * P3, …). When the server has no timeline_limit yet (no `timeline` in a probe
+ * sync), the timeline storms are skipped and reported n/a.
  */
-import { agent, bodyOf, must, pool, request, sleep, token } from "../lib/client.mjs";
+import { agent, must, pool, request, sleep, token } from "../lib/client.mjs";
+import { fillConversations } from "../lib/fill.mjs";
 import { median } from "../lib/stats.mjs";
 
 const GROUP = 10;
 const BACKLOG = 50; // the membership entry + 49 messages
+const TIMELINE_LIMIT = 50; // the protocol's maximum; the whole backlog fits
 
 /** One device's reconnect: sync → pages → ack. Returns what it saw. */
 async function reconnect(ctx, a, tok, counters) {
-  const call = async (o) => {
-    for (;;) {
-      let r;
-      try {
-        r = await request({ base: ctx.url, agent: a, token: tok, timeoutMs: 180_000, ...o });
-      } catch (err) {
-        // A request that hangs for 3 minutes is repeated; counted. (A short timeout here would turn
-        // queueing into a retry storm: at 2,000 devices a request legitimately waits tens of seconds.)
-        counters.timeouts++;
-        continue;
-      }
-      if (r.status === 429 || r.status === 503) {
-        counters[r.status]++;
-        await sleep(Number(r.headers["retry-after"] ?? 1) * 1000 * ctx.retryCompress);
-        continue;
-      }
-      if (r.status !== 200) throw new Error(`${o.path} → ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
-      counters.requests++;
-      return r.body;
-    }
-  };
+  // A request that hangs for 3 minutes is repeated; counted. (A short timeout here would turn
+  // queueing into a retry storm: at 2,000 devices a request legitimately waits tens of seconds.)
+  const call = callWith(ctx, a, tok, counters);
   const seen = new Map(); // conv -> seqs
   const heads = new Map();
   let since;
@@ -57,6 +48,58 @@ async function reconnect(ctx, a, tok, counters) {
   return { seen, heads };
 }
 
+/** One device's reconnect with timelines: sync?timeline_limit → (older pages only if limited) → ack. */
+async function reconnectTimeline(ctx, a, tok, counters) {
+  const call = callWith(ctx, a, tok, counters);
+  const seen = new Map();
+  const heads = new Map();
+  let since;
+  for (;;) {
+    const s = await call({ path: `/v1/sync?limit=100&timeline_limit=${TIMELINE_LIMIT}${since ? `&since=${encodeURIComponent(since)}` : ""}` });
+    for (const c of s.conversations) {
+      heads.set(c.id, c.head_seq);
+      const seqs = seen.get(c.id) ?? [];
+      seen.set(c.id, seqs);
+      const tl = c.timeline;
+      if (!tl) throw new Error("sync answered without a timeline");
+      for (const m of tl.messages) seqs.push(m.seq);
+      let before = tl.limited ? tl.next_before : null;
+      while (before !== null && before !== undefined && before > c.received + 1) {
+        const p = await call({ path: `/v1/conversations/${c.id}/messages?before=${before}&limit=${Math.min(100, before - 1 - c.received)}` });
+        for (const m of p.messages) if (m.seq > c.received) seqs.push(m.seq);
+        if (!p.has_more || p.messages.length === 0 || p.messages[0].seq <= c.received + 1) break;
+        before = p.next_before;
+      }
+    }
+    since = s.checkpoint;
+    if (!s.has_more) break;
+  }
+  await call({ method: "POST", path: "/v1/cursors", json: { received: Object.fromEntries(heads) } });
+  return { seen, heads };
+}
+
+function callWith(ctx, a, tok, counters) {
+  return async (o) => {
+    for (;;) {
+      let r;
+      try {
+        r = await request({ base: ctx.url, agent: a, token: tok, timeoutMs: 180_000, ...o });
+      } catch (err) {
+        counters.timeouts++;
+        continue;
+      }
+      if (r.status === 429 || r.status === 503) {
+        counters[r.status]++;
+        await sleep(Number(r.headers["retry-after"] ?? 1) * 1000 * ctx.retryCompress);
+        continue;
+      }
+      if (r.status !== 200) throw new Error(`${o.path} → ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+      counters.requests++;
+      return r.body;
+    }
+  };
+}
+
 function check(results, expected) {
   let lost = 0;
   let dup = 0;
@@ -73,7 +116,8 @@ function check(results, expected) {
 
 export async function runStorm(ctx) {
   const N = ctx.stormDevices;
-  const repeats = ctx.quick ? 2 : 3;
+  // Storms per kind (P3, timeline): 2 each, alternating, in the full run too (keeps it ≤ ~20 min).
+  const repeats = 2;
   const groups = Math.ceil(N / GROUP);
   const users = Array.from({ length: N }, (_, i) => `st${ctx.runId}u${i}`);
   const a = agent(Infinity);
@@ -90,13 +134,8 @@ export async function runStorm(ctx) {
     await must({ base: ctx.url, agent: setupAgent, method: "POST", path: "/v1/conversations", token: owner, json: { id, members: members.slice(1) } }, [201, 409]);
     expected.set(id, BACKLOG);
   });
-  const sends = [];
-  for (let g = 0; g < groups; g++) for (let k = 0; k < BACKLOG - 1; k++) sends.push([g, k]);
-  await pool(sends.length, 32, async (i) => {
-    const [g, k] = sends[i];
-    const owner = await token(users[g * GROUP], "setup");
-    await must({ base: ctx.url, agent: setupAgent, method: "POST", path: `/v1/conversations/st-${ctx.runId}-${g}/messages`, token: owner, json: { client_msg_id: `b${k}`, body: bodyOf(200) } }, [200, 201]);
-  });
+  // The backlog, through live sockets (setup only).
+  const fill = await fillConversations(ctx, await Promise.all(Array.from({ length: groups }, async (_, g) => ({ conv: `st-${ctx.runId}-${g}`, token: await token(users[g * GROUP], "setup"), n: BACKLOG - 1, tag: "b" }))));
   setupAgent.destroy();
   // The conversation index (UserDO) is updated by each conversation's outbox: wait until the last user of each group sees head = BACKLOG.
   const waitStart = performance.now();
@@ -110,7 +149,7 @@ export async function runStorm(ctx) {
     }
   }
   const setupSeconds = (performance.now() - t0) / 1000;
-  ctx.log(`  setup: ${N} users, ${groups} conversations, ${BACKLOG}-entry backlog each, in ${setupSeconds.toFixed(1)} s`);
+  ctx.log(`  setup: ${N} users, ${groups} conversations, ${BACKLOG}-entry backlog each, in ${setupSeconds.toFixed(1)} s (messages over live sockets${fill.viaHttp ? `; ${fill.viaHttp} conversation(s) over HTTP after a socket failed` : ""})`);
   const tokens = async (device) => Promise.all(users.map((u) => token(u, device)));
 
   // ---- serial baseline: one client, one device after another ----
@@ -125,26 +164,41 @@ export async function runStorm(ctx) {
   const serialCheck = check(serialResults, expected);
   ctx.log(`  serial: ${serialSeconds.toFixed(2)} s for ${N} devices (${serialCounters.requests} requests), lost ${serialCheck.lost}, dup ${serialCheck.dup}`);
 
-  // ---- storms: all devices start within 1 s ----
-  const storms = [];
-  for (let r = 0; r < repeats; r++) {
-    const toks = await tokens(`storm${r}`);
+  // Does the server answer timelines? (A probe device; reading a timeline moves no cursor.)
+  const probe = await must({ base: ctx.url, agent: a, path: `/v1/sync?timeline_limit=${TIMELINE_LIMIT}`, token: await token(users[0], "tlprobe") });
+  const timelines = probe.conversations.length > 0 && probe.conversations.every((c) => c.timeline && Array.isArray(c.timeline.messages));
+  if (!timelines) ctx.log(`  the server answers sync?timeline_limit without a timeline: timeline storms skipped (n/a)`);
+
+  // ---- storms: all devices start within 1 s; P3 and timeline storms alternate ----
+  const storm = async (device, fn) => {
+    const toks = await tokens(device);
     const counters = { 429: 0, 503: 0, requests: 0, timeouts: 0 };
     const start = performance.now();
     const perDevice = [];
     const results = await Promise.all(
       toks.map(async (tok, i) => {
         await sleep((i / toks.length) * 1000);
-        const res = await reconnect(ctx, a, tok, counters);
+        const res = await fn(ctx, a, tok, counters);
         perDevice.push(performance.now() - start);
         return res;
       }),
     );
     const seconds = (performance.now() - start) / 1000;
     const c = check(results, expected);
-    storms.push({ seconds, ...c, shed429: counters[429], shed503: counters[503], timeouts: counters.timeouts, requests: counters.requests, p50DeviceMs: median(perDevice) });
-    ctx.log(`  storm ${r + 1}/${repeats}: ${seconds.toFixed(2)} s, lost ${c.lost}, dup ${c.dup}, shed 429=${counters[429]} 503=${counters[503]}, timed out and repeated ${counters.timeouts}`);
+    return { seconds, ...c, shed429: counters[429], shed503: counters[503], timeouts: counters.timeouts, requests: counters.requests, p50DeviceMs: median(perDevice) };
+  };
+  const storms = [];
+  const timelineStorms = [];
+  for (let r = 0; r < repeats; r++) {
+    const s = await storm(`storm${r}`, reconnect);
+    storms.push(s);
+    ctx.log(`  storm ${r + 1}/${repeats}: ${s.seconds.toFixed(2)} s, ${s.requests} requests, lost ${s.lost}, dup ${s.dup}, shed 429=${s.shed429} 503=${s.shed503}, timed out and repeated ${s.timeouts}`);
+    if (timelines) {
+      const t = await storm(`tl${r}`, reconnectTimeline);
+      timelineStorms.push(t);
+      ctx.log(`  timeline storm ${r + 1}/${repeats}: ${t.seconds.toFixed(2)} s, ${t.requests} requests, lost ${t.lost}, dup ${t.dup}, shed 429=${t.shed429} 503=${t.shed503}, timed out and repeated ${t.timeouts}`);
+    }
   }
   a.destroy();
-  return { N, groups, backlog: BACKLOG, setupSeconds, serialSeconds, serialCheck, serialRequests: serialCounters.requests, storms };
+  return { N, groups, backlog: BACKLOG, setupSeconds, serialSeconds, serialCheck, serialRequests: serialCounters.requests, storms, timelines, timelineLimit: TIMELINE_LIMIT, timelineStorms };
 }
