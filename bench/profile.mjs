@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `node bench/profile.mjs send|page|insert|rawpage|fanout [seconds] [limit]`: a V8
+ * `node bench/profile.mjs send|page|upgrade|insert|rawpage|fanout [seconds] [limit]`: a V8
  * CPU profile of our Worker (and its Durable Objects, same isolate under wrangler
  * dev) while the bench drives one request kind at 50 connections; prints self
  * time by function. `insert` and `rawpage` profile the reference limit instead
@@ -17,7 +17,9 @@ const kind = process.argv[2] ?? "send";
 const seconds = Number(process.argv[3] ?? 8);
 const limit = Number(process.argv[4] ?? 100);
 const onRaw = kind === "insert" || kind === "rawpage";
-const w = onRaw ? await startRawWorker() : await startWrangler({}, { srcRef: process.env.BENCH_SRC || null });
+const started = onRaw ? await startRawWorker() : await startWrangler({}, { srcRef: process.env.BENCH_SRC || null });
+// DIRECT=1 drives the user Worker behind wrangler dev's proxy (what the proxy costs).
+const w = process.env.DIRECT && started.directUrl ? { ...started, url: started.directUrl } : started;
 try {
   const list = await (await fetch(`http://127.0.0.1:${w.inspectorPort}/json`)).json();
   const target = list.find((t) => /offline-delivery/.test(t.webSocketDebuggerUrl ?? t.url ?? "")) ?? list[0];
@@ -68,7 +70,15 @@ try {
       const i = n++;
       if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });
       else if (kind === "page") await request({ base: w.url, agent: a, path: `/v1/conversations/${conv}/messages?after=${i % 50}&limit=${limit}`, token: toks[c] });
-      else if (kind === "rawpage") await request({ base: w.url, agent: a, path: `/raw/pf/page?after=${i % 50}&limit=${limit}` });
+      else if (kind === "upgrade") {
+        // A reconnect: live socket from 50 behind the head, until `live`, then close.
+        const { openSocket } = await import("./lib/client.mjs");
+        let done;
+        const live = new Promise((r) => (done = r));
+        const ws = await openSocket(`${w.url.replace("http", "ws")}/v1/conversations/${conv}/live?after=550&access_token=${toks[c]}`, (f) => f.type === "live" && done());
+        await live;
+        ws.terminate();
+      } else if (kind === "rawpage") await request({ base: w.url, agent: a, path: `/raw/pf/page?after=${i % 50}&limit=${limit}` });
       else await request({ base: w.url, agent: a, method: "POST", path: "/raw/pf/insert", raw: JSON.stringify(bodyOf(200)) });
     }
   });

@@ -188,22 +188,26 @@ export class ConversationDO extends PlatformObject {
     const ready = this.#ready();
     if (!ready.ok) return ready;
     const m = ready.value;
-    const existing = this.#store.idempotent(sender.user, sender.device, clientMsgId);
-    if (existing) {
-      metrics.count(this.env, "duplicate_sends_total");
-      this.#flushMetrics();
-      return ok({ seq: existing.seq, msg_id: existing.msg_id, created_at: iso(existing.created_at), duplicate: true });
-    }
-    if (!this.#members.isActive(sender.user)) return notMember(sender.user);
+    // A retry is answered with the original even after its sender left: check the key before membership.
+    if (!this.#members.isActive(sender.user)) return this.#duplicate(sender, clientMsgId) ?? notMember(sender.user);
     const now = Date.now();
     const before = this.sql.written;
     const row = this.ctx.storage.transactionSync(() => this.#log.append("message", sender, clientMsgId, bodyJson, now, attachments));
+    if (!row) return this.#duplicate(sender, clientMsgId)!;
     m.sends_total += 1;
     m.send_rows_total += this.sql.written - before;
     // Replies and socket frames leave only after the write above is durable (output gate).
     this.#live.publish(row.seq, this.#log.remember(row), []);
     await this.#notifier.scheduleTick(now);
     return ok({ seq: row.seq, msg_id: row.msg_id, created_at: iso(now), duplicate: false });
+  }
+
+  #duplicate(sender: SenderRef, clientMsgId: string): Result<SendResult> | null {
+    const existing = this.#store.idempotent(sender.user, sender.device, clientMsgId);
+    if (!existing) return null;
+    metrics.count(this.env, "duplicate_sends_total");
+    this.#flushMetrics();
+    return ok({ seq: existing.seq, msg_id: existing.msg_id, created_at: iso(existing.created_at), duplicate: true });
   }
 
   async page(who: SenderRef, params: PageParams): Promise<Result<Json<MessagePage>>> {

@@ -24,8 +24,12 @@ export class Log {
     private readonly meta: () => Meta,
   ) {}
 
-  /** Appends an entry; call inside a transaction. Moves the in-memory head and counts. */
-  append(type: EntryRow["type"], sender: SenderRef, clientMsgId: string | null, bodyJson: string, now: number, attachments: readonly Attachment[] = []): EntryRow {
+  /**
+   * Appends an entry; call inside a transaction. Moves the in-memory head and
+   * counts. Null (and nothing written) when `clientMsgId` was already used by
+   * this device: the idempotency key is claimed first, so a send costs no read.
+   */
+  append(type: EntryRow["type"], sender: SenderRef, clientMsgId: string | null, bodyJson: string, now: number, attachments: readonly Attachment[] = []): EntryRow | null {
     const m = this.meta();
     const message = type === "message";
     const row: EntryRow = {
@@ -39,10 +43,11 @@ export class Log {
       created_at: now,
       attachments: attachments.length > 0 ? JSON.stringify(attachments) : null,
       mcount: m.msg_count + (message ? 1 : 0),
-      scount: message ? this.store.bumpSender(sender.user) : null,
+      scount: null,
     };
+    if (clientMsgId !== null && !this.store.claimIdempotency(row, clientMsgId)) return null;
+    if (message) row.scount = this.store.bumpSender(sender.user);
     this.store.insertEntry(row);
-    if (clientMsgId !== null) this.store.insertIdempotency(row, clientMsgId);
     for (const a of attachments) this.store.insertMediaRef(a.media_id, row.seq);
     m.head_seq = row.seq;
     m.msg_count = row.mcount;

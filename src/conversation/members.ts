@@ -11,7 +11,11 @@ import type { Range } from "./paging";
 import type { ConversationStore, EntryRow, Meta } from "./store";
 import { iso } from "./wire";
 
+/** Membership answers kept in memory (cleared on every change). */
+const ACTIVE_CACHE = 10_000;
+
 export class Members {
+  readonly #active = new Map<string, boolean>();
   /** Member-list versions of the notification leaves, cached from the `leaves` table. */
   #leafVersions: Map<number, number> | null = null;
 
@@ -22,8 +26,15 @@ export class Members {
     private readonly fanout: number,
   ) {}
 
+  /** Whether `user` is a current member; remembered until the next membership change (senders ask on every send). */
   isActive(user: string): boolean {
-    return this.store.member(user)?.active === 1;
+    let active = this.#active.get(user);
+    if (active === undefined) {
+      active = this.store.member(user)?.active === 1;
+      if (this.#active.size >= ACTIVE_CACHE) this.#active.clear();
+      this.#active.set(user, active);
+    }
+    return active;
   }
 
   /** The user's intervals with open ones ending at the head. */
@@ -42,7 +53,8 @@ export class Members {
    */
   change(actor: SenderRef, change: MemberChangeBody, now: number): EntryRow {
     const m = this.meta();
-    const row = this.log.append("member", actor, null, JSON.stringify(change), now);
+    this.#active.clear();
+    const row = this.log.append("member", actor, null, JSON.stringify(change), now)!;
     for (const user of change.removed) {
       const slot = this.store.member(user)?.slot;
       this.store.closeInterval(user, row.seq);

@@ -171,11 +171,13 @@ export class ConversationStore {
     );
   }
 
-  insertIdempotency(e: EntryRow, clientMsgId: string): void {
-    this.sql.run(
-      "INSERT INTO idempotency (sender_user, sender_device, client_msg_id, seq, msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+  /** Claims the key for this entry; false when the key was already taken (a retry). */
+  claimIdempotency(e: EntryRow, clientMsgId: string): boolean {
+    return this.sql.run(
+      `INSERT INTO idempotency (sender_user, sender_device, client_msg_id, seq, msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
       e.sender_user, e.sender_device, clientMsgId, e.seq, e.msg_id, e.created_at,
-    );
+    ) > 0;
   }
 
   /** The sender of a message retention removed (its key outlives it for a while). */

@@ -48,6 +48,21 @@ interface Namespace<T> {
   idFromName(name: string): DurableObjectId;
 }
 
+/** Object ids by name, per namespace (deriving one hashes the name): a stub stays fresh per attempt, the id need not. */
+const ids = new WeakMap<object, Map<string, DurableObjectId>>();
+const MAX_IDS = 10_000;
+
+function idOf<T>(namespace: Namespace<T>, name: string): DurableObjectId {
+  let byName = ids.get(namespace);
+  if (!byName) ids.set(namespace, (byName = new Map()));
+  let id = byName.get(name);
+  if (!id) {
+    if (byName.size >= MAX_IDS) byName.clear();
+    byName.set(name, (id = namespace.idFromName(name)));
+  }
+  return id;
+}
+
 /**
  * Calls one RPC method of the object named `name` in `namespace`, with the retry policy above.
  * @example const page = await call(env.CONVERSATIONS, "c1", "page", who, { limit: 50 });
@@ -59,8 +74,9 @@ export function call<T, K extends RpcMethod<T>>(
   ...args: Parameters<Method<T, K>>
 ): Promise<Awaited<ReturnType<Method<T, K>>>> {
   type Callable = (...a: unknown[]) => Promise<unknown>;
+  const id = idOf(namespace, name);
   return withRetry(
-    () => namespace.get(namespace.idFromName(name)) as unknown as Record<string, Callable>,
+    () => namespace.get(id) as unknown as Record<string, Callable>,
     (stub) => stub[method]!(...args),
   ) as Promise<Awaited<ReturnType<Method<T, K>>>>;
 }
