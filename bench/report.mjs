@@ -137,6 +137,11 @@ export function summarize(r) {
     add({ id: "peer-live", what: `Peer: reconnect recovery, ${rc.N} clients × ${rc.M} missed messages, ours via live catch-up`, ours: `${f0(live)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / live, of_raw: rp ? rate(rc.live) / rp : null, target: { op: ">=", value: 1 }, note: `time until every client has all ${rc.M} (ours: and \`live\`); ratio = Socket.IO time ÷ ours; ${f0(rate(rc.live))} vs ${f0(rate(rc.sio))} entries/s; durable log vs in-memory; Socket.IO recovered ${med(rc.sio, "recovered")}/${rc.N}; lost ours ${rc.live.reduce((n, x) => n + x.lost, 0)}, theirs ${rc.sio.reduce((n, x) => n + x.lost, 0)}; ${rc.live.reduce((n, x) => n + (x.upgradeRetries ?? 0), 0)} of our upgrades hung (10 s) or were reset and were repeated; ${rc.sio.length} repeats` });
     add({ id: "peer-http", what: `Peer: same, ours via HTTP pages (limit = backlog)`, ours: `${f0(http)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / http, of_raw: rp ? rate(rc.http) / rp : null, target: { op: ">=", value: 1 }, note: `lost ${rc.http.reduce((n, x) => n + x.lost, 0)}, shed ${rc.http.reduce((n, x) => n + x.shed, 0)}` });
   }
+  const rd = ok("recovery_direct");
+  if (rd) {
+    const ms = (list) => med(list, "seconds") * 1000;
+    add({ id: "peer-direct", what: `Peer diagnostic: same recovery, straight to the user Worker (bypassing wrangler dev's proxy)`, ours: `${f0(ms(rd.live))} ms live catch-up, ${f0(ms(rd.http))} ms HTTP pages`, baseline: `${f0(ms(rd.sio))} ms Socket.IO`, ratio: ms(rd.sio) / ms(rd.live), of_raw: null, target: null, note: "not a product figure: shows what the dev proxy adds to every upgrade and frame" });
+  }
   const ib = ok("inbox");
   if (ib) {
     const m = ib.medians;
@@ -174,7 +179,7 @@ export function renderMarkdown(r) {
     const met = raw || !row.target ? "–" : row.pass === null ? "n/a" : row.pass ? "yes" : "**no**";
     lines.push(`| ${row.what} | ${row.ours} | ${row.baseline} | ${ratio} | ${target} | ${met} | ${raw ? "1" : f2(row.of_raw)} | ${row.note} |`);
   }
-  const failed = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "inbox", "fanout_direct"].filter((k) => r[k]?.error);
+  const failed = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_direct", "inbox", "fanout_direct"].filter((k) => r[k]?.error);
   if (failed.length) {
     lines.push("");
     for (const k of failed) lines.push(`- **${k} failed:** ${r[k].error}`);
@@ -190,7 +195,7 @@ export function renderMarkdown(r) {
     lines.push("");
     lines.push(`One at a time: GET /healthz p50 ${f1(d.healthz_latency_ms.p50)} ms; raw INSERT round trip p50 ${f1(d.raw_insert_latency_ms.p50)} ms; raw 100-row page p50 ${f1(d.raw_page100_latency_ms.p50)} ms.`);
   }
-  const phases = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "inbox", "fanout_direct"];
+  const phases = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_direct", "inbox", "fanout_direct"];
   const cores = phases.filter((k) => r[k]?._cores);
   if (cores.length) {
     lines.push("");

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS]`
+ * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,peerdirect,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS]`
  *
  * One run, side by side: starts the product's `wrangler dev` (own process group,
  * temp state, push pointed at a local webhook receiver), the reference limit's
@@ -199,6 +199,8 @@ async function main() {
     results.push_throttle = await phase(ctx, "p5", runPushThrottle);
     results.recovery = await phase(ctx, "peer", runRecovery);
     results.inbox = await phase(ctx, "p6", runInbox);
+    // Diagnostic: the same recovery straight to the user Worker, bypassing wrangler dev's proxy (what the proxy adds).
+    results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}pd` }));
     if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}d`, fanoutRounds: 1 }));
   } finally {
     await stopAll();

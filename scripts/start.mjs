@@ -175,6 +175,9 @@ const configuredWebhook = devVars.PUSH_WEBHOOK_URL ?? "";
 const webhook = configuredWebhook === "" || isLoopback(configuredWebhook) ? `${receiverUrl}/push` : configuredWebhook;
 if (webhook !== configuredWebhook) vars.PUSH_WEBHOOK_URL = webhook;
 
+// Browser apps on any local port may call the API, also for a .dev.vars made before that setting existed.
+if (devVars.ALLOWED_ORIGINS === undefined) vars.ALLOWED_ORIGINS = "http://localhost:*,http://127.0.0.1:*";
+
 const wranglerArgs = wranglerDevArgs({ port, persistTo: PERSIST_DIR, vars });
 
 /**

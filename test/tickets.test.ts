@@ -198,6 +198,18 @@ describe("socket tickets", () => {
     expect(verdict).toEqual({ late: null, inTime: alice.device, expiresIn: 5, left: 0 });
   });
 
+  it("forgetting a device drops its outstanding tickets only", async () => {
+    const phone = await Device.of(uid("alice"), "phone");
+    const laptop = await Device.of(phone.user, "laptop");
+    const phoneTicket = await ticketFor(phone);
+    const laptopTicket = await ticketFor(laptop);
+    await runInDurableObject(userStub(phone.user), (_obj, state) => new TicketStore(new Sql(state.storage)).forgetDevice("phone"));
+    await expect401(await upgrade(`/v1/inbox?ticket=${phoneTicket}`));
+    const ok = await upgrade(`/v1/inbox?ticket=${laptopTicket}`);
+    expect(ok.status).toBe(101);
+    ok.webSocket!.close(1000, "done");
+  });
+
   it("a ticket only on socket upgrades: not on other routes, not without Upgrade", async () => {
     const alice = await Device.of(uid("alice"));
     const ticket = await ticketFor(alice);

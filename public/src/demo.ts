@@ -42,6 +42,7 @@ import {
   listTime,
   memberSentence,
   membersFromLog,
+  mergeGaps,
   names,
   partialRead,
   receiptState,
@@ -545,7 +546,7 @@ async function createDevice(user: string, device: string, peers: string[], root:
         },
       });
     }
-    for (const g of s?.gaps ?? []) {
+    for (const g of mergeGaps(s?.gaps ?? [])) {
       const text = gapLine(g);
       out.push({ at: g.from - 0.25, iso: null, item: { key: `${id}:g${g.from}-${g.to}`, sig: text, make: () => h("li", { class: "gap", "data-from": g.from, "data-to": g.to, "data-reason": g.reason }, h("p", {}, text)) } });
     }
@@ -607,7 +608,7 @@ async function createDevice(user: string, device: string, peers: string[], root:
     stat("pokes", view.pokes);
     stat("gaps", s?.gaps.length ?? 0);
     stat("checkpoint", client.checkpoint ?? "-");
-    const gaps = s?.gaps ?? [];
+    const gaps = mergeGaps(s?.gaps ?? []);
     reconcile(
       gapList,
       gaps.length === 0
@@ -666,8 +667,9 @@ async function createDevice(user: string, device: string, peers: string[], root:
     draw();
     if (id && opts.focus) input.focus();
     else if (prev && opts.focus) chatList.querySelector<HTMLButtonElement>(`.chat-row[data-conv="${CSS.escape(prev)}"]`)?.focus();
-    // After the frame, scroll to the first unread message when there is one.
-    requestAnimationFrame(() => list.querySelector(".unread-divider")?.scrollIntoView({ block: "start" }));
+    // Opened with unread messages: start at the first of them (only the message list scrolls, never the page).
+    const divider = list.querySelector<HTMLElement>(".unread-divider");
+    if (divider) scroller.scrollTop = Math.max(0, divider.offsetTop - scroller.offsetTop - 8);
   }
 
   /** The open conversation is on screen: what it shows counts as read. */
@@ -913,16 +915,20 @@ function tick(state: ReceiptState, r: ReceiptInfo | undefined): HTMLSpanElement 
   return h("span", { class: "tick", "data-receipt": state, role: "img", "aria-label": label, title: label }, glyph);
 }
 
+let dialogs = 0;
+
 /** The "New chat" dialog: a name (the conversation id) and the other members. */
 function newChatDialog() {
   const nameInput = h("input", { name: "name", required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", maxlength: "64", placeholder: "weekend-plans", autocomplete: "off" });
   const membersInput = h("input", { name: "members", placeholder: "bob, carol", autocomplete: "off" });
-  const error = h("p", { class: "form-error", role: "alert" });
+  const error = h("p", { class: "form-error", role: "alert", id: `new-chat-error-${++dialogs}` });
+  nameInput.setAttribute("aria-describedby", error.id);
   const createBtn = h("button", { type: "submit", class: "primary" }, "Create");
   const cancelBtn = h("button", { type: "button", value: "cancel" }, "Cancel");
   const form = h(
     "form",
-    { method: "dialog" },
+    // Checked here, not by the browser's bubbles: one message, in the dialog's own words.
+    { method: "dialog", novalidate: true },
     h("h3", {}, "New chat"),
     h("label", {}, h("span", {}, "Name"), nameInput, h("small", {}, "Letters, digits, - and _ (it is the conversation id).")),
     h("label", {}, h("span", {}, "Members"), membersInput, h("small", {}, "User ids, separated by commas. You are added.")),
@@ -947,8 +953,11 @@ function newChatDialog() {
     const id = nameInput.value.trim();
     const who = membersInput.value.split(/[\s,]+/).filter(Boolean);
     const bad = [id, ...who].find((x) => !ID_RE.test(x));
+    nameInput.setAttribute("aria-invalid", String(!ID_RE.test(id)));
+    membersInput.setAttribute("aria-invalid", String(who.some((x) => !ID_RE.test(x))));
     if (bad !== undefined) {
       error.textContent = `“${bad}” is not a valid id: use letters, digits, - and _.`;
+      (ID_RE.test(id) ? membersInput : nameInput).focus();
       return;
     }
     createBtn.disabled = true;

@@ -68,6 +68,20 @@ export function gapLine(gap: Pick<Gap, "from" | "to" | "reason">): string {
   return `You were not a member for ${messages}`;
 }
 
+/**
+ * Gaps as the reader should see them: overlapping or touching ranges of the
+ * same reason as one (retention that moved on reports a longer range later).
+ */
+export function mergeGaps<G extends Pick<Gap, "from" | "to" | "reason">>(gaps: readonly G[]): Pick<Gap, "from" | "to" | "reason">[] {
+  const out: Pick<Gap, "from" | "to" | "reason">[] = [];
+  for (const g of [...gaps].sort((a, b) => a.from - b.from || a.to - b.to)) {
+    const last = out[out.length - 1];
+    if (last && last.reason === g.reason && g.from <= last.to + 1) last.to = Math.max(last.to, g.to);
+    else out.push({ from: g.from, to: g.to, reason: g.reason });
+  }
+  return out;
+}
+
 /** What the ticks on one of the user's own messages show. */
 export type ReceiptState = "pending" | "sent" | "delivered" | "read";
 

@@ -49,8 +49,19 @@ export const TUNING = {
   /** Outstanding socket tickets per user (oldest dropped). */
   maxTicketsPerUser: 100,
 
-  /** Verified-token cache per isolate. */
+  /** Verified-token cache per isolate: entries and bytes of tokens. */
   verifiedTokens: 10_000,
+  verifiedTokenBytes: 8 * 1024 * 1024,
+  /** JWKS: fetch timeout, cache lifetime bounds (Cache-Control is clamped to them), cooldowns, how long stale keys serve. */
+  jwks: {
+    timeoutMs: 5_000,
+    minTtlMs: 60_000,
+    maxTtlMs: 24 * 3600_000,
+    defaultTtlMs: 10 * 60_000,
+    unknownKeyCooldownMs: 30_000,
+    failureBackoffMs: 5_000,
+    maxStaleMs: 24 * 3600_000,
+  },
 
   /** Metrics: shards the signals are aggregated over; gauge freshness; gauge sources kept. */
   metricsShards: 16,

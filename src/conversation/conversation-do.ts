@@ -433,6 +433,10 @@ export class ConversationDO extends PlatformObject {
     sendFrame(ws, errorFrame("invalid_request", `unknown frame type ${JSON.stringify(frame.type)}`));
   }
 
+  protected override onClose(): void {
+    this.#live.closed();
+  }
+
   /** Notification, retention and media releases, one bounded step each, then the next wake-up. */
   protected override async onAlarm(): Promise<void> {
     await this.#serialize(async () => {

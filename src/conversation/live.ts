@@ -75,9 +75,22 @@ export class LiveHub {
     return this.#shards;
   }
 
+  /** Sockets held here: counted once after a wake, then kept (listing every socket per upgrade is O(sockets)). */
+  #here: number | null = null;
+
+  get #local(): number {
+    this.#here ??= this.d.ctx.getWebSockets().length;
+    return this.#here;
+  }
+
+  /** A socket held here closed. */
+  closed(): void {
+    if (this.#here !== null) this.#here = Math.max(0, this.#here - 1);
+  }
+
   /** Sockets held here and (approximately) in shards. */
   count(): number {
-    return this.d.ctx.getWebSockets().length + [...this.#shardMap.values()].reduce((a, b) => a + b, 0);
+    return this.#local + [...this.#shardMap.values()].reduce((a, b) => a + b, 0);
   }
 
   /** Checks and accepts a live socket, here or in a shard. */
@@ -92,8 +105,10 @@ export class LiveHub {
     const afterParam = url.searchParams.get("after");
     const after = afterParam === null ? m.head_seq : Number(afterParam);
     if (after > m.head_seq) return failureResponse(fail("invalid_request", `after=${after} is beyond head_seq ${m.head_seq}`));
-    const here = this.d.ctx.getWebSockets().length;
-    const shard = here < settings(this.d.env).liveRootSockets ? null : this.#placeShard();
+    const rootLimit = settings(this.d.env).liveRootSockets;
+    // The kept count is a hint (a socket's error and close may both report): confirm it before going to a shard.
+    if (this.#local >= rootLimit) this.#here = this.d.ctx.getWebSockets().length;
+    const shard = this.#local < rootLimit ? null : this.#placeShard();
     if (shard === undefined || this.count() >= LIMITS.maxSocketsPerConversation) {
       return failureResponse(fail("overloaded", "too many live sockets on this conversation", { retryAfter: TUNING.socketCapRetrySeconds }));
     }
@@ -103,6 +118,7 @@ export class LiveHub {
     const hello: HelloFrame = { type: "hello", conversation_id: m.id, epoch: m.epoch, head_seq: m.head_seq, floor_seq: m.floor_seq };
     metrics.count(this.d.env, "socket_connects_total", 1, { socket: "live" });
     if (shard === null) {
+      this.#here = this.#local + 1;
       return acceptSocket(this.d.ctx, who, [`u:${who.user}`], (ws) => {
         sendFrame(ws, hello);
         for (const frame of this.catchUp(who, after, m.head_seq)) sendFrame(ws, frame);

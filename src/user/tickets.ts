@@ -117,6 +117,11 @@ export class TicketStore {
     return row && row.expires_at > now ? row.device_id : null;
   }
 
+  /** A deleted device's outstanding tickets die with it. */
+  forgetDevice(device: string): void {
+    this.sql.run("DELETE FROM tickets WHERE device_id = ?", device);
+  }
+
   /** Outstanding tickets (for tests and stats). */
   count(): number {
     return this.sql.one<{ n: number }>("SELECT count(*) AS n FROM tickets").n;

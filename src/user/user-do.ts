@@ -88,7 +88,11 @@ export class UserDO extends PlatformObject {
   async deleteDevice(device: string): Promise<Result<null>> {
     this.ready();
     if (!this.#store.device(device)) return fail("not_found", `no device ${device}`);
-    this.ctx.storage.transactionSync(() => this.#devices.drop(device));
+    this.ctx.storage.transactionSync(() => {
+      this.#devices.drop(device);
+      // A lost phone's outstanding socket tickets die with it.
+      this.#tickets.forgetDevice(device);
+    });
     await this.alarms.atOrBefore(Date.now());
     return ok(null);
   }

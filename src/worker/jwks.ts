@@ -22,6 +22,7 @@
  * - with no usable keys, `current()` throws `IdpUnavailable` (the caller
  *   answers 503 with its `retryAfterMs`).
  */
+import { TUNING } from "../config/tuning";
 import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from "jose";
 
 export interface JwksOptions {
@@ -39,15 +40,7 @@ export interface JwksOptions {
   maxStaleMs: number;
 }
 
-export const DEFAULT_JWKS_OPTIONS: Readonly<JwksOptions> = {
-  timeoutMs: 5_000,
-  minTtlMs: 60_000,
-  maxTtlMs: 24 * 3600_000,
-  defaultTtlMs: 10 * 60_000,
-  unknownKeyCooldownMs: 30_000,
-  failureBackoffMs: 5_000,
-  maxStaleMs: 24 * 3600_000,
-};
+export const DEFAULT_JWKS_OPTIONS: Readonly<JwksOptions> = TUNING.jwks;
 
 /** A JWKS document is a few KB; anything far larger is not one. */
 const MAX_BODY_BYTES = 256 * 1024;
@@ -131,9 +124,6 @@ export class JwksCache {
     readonly options: Readonly<JwksOptions> = DEFAULT_JWKS_OPTIONS,
   ) {}
 
-  /** Fetches so far (successful or not): for tests and metrics. */
-  fetches = 0;
-
   /**
    * The keys to verify with: the cached set while fresh, else a refreshed one,
    * else the stale set when the refresh failed. Throws `IdpUnavailable` when
@@ -193,7 +183,6 @@ export class JwksCache {
     let inflight = this.#inflight;
     if (!inflight || now - inflight.startedAt > limit) {
       this.#lastAttemptAt = now;
-      this.fetches += 1;
       const promise = this.#fetch().then((outcome) => this.#apply(outcome));
       inflight = { promise, startedAt: now };
       this.#inflight = inflight;

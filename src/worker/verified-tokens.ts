@@ -26,7 +26,7 @@ interface Entry extends Identity {
 }
 
 /** 10,000 typical tokens are well under this; 10,000 maximal ones would not be. */
-const MAX_BYTES = 8 * 1024 * 1024;
+const MAX_BYTES = TUNING.verifiedTokenBytes;
 
 export class VerifiedTokens {
   readonly #entries = new Map<string, Entry>();
