@@ -15,8 +15,9 @@ const encoder = new TextEncoder();
 /** A message or queue body as JSON text, or payload_too_large past the contract's limit. */
 export function serializeBody(body: unknown): Result<string> {
   const json = JSON.stringify(body);
-  if (encoder.encode(json).byteLength > LIMITS.maxBodyBytes) return fail("payload_too_large", `body is over ${LIMITS.maxBodyBytes} bytes serialized`);
-  return ok(json);
+  // UTF-8 takes 1 to 3 bytes per UTF-16 unit: only bodies between those bounds need encoding to be measured.
+  const over = json.length > LIMITS.maxBodyBytes || (json.length * 3 > LIMITS.maxBodyBytes && encoder.encode(json).byteLength > LIMITS.maxBodyBytes);
+  return over ? fail("payload_too_large", `body is over ${LIMITS.maxBodyBytes} bytes serialized`) : ok(json);
 }
 
 export async function sendMessage(ports: Ports, sender: SenderRef, conversationId: string, req: SendMessageRequest): Promise<Result<SendResult>> {
