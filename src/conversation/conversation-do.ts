@@ -129,8 +129,7 @@ export class ConversationDO extends PlatformObject {
   // ---- conversation and membership ----
 
   async create(input: CreateInput): Promise<Result<ConversationSummary>> {
-    this.ready();
-    if (this.#meta) return fail("conflict", `conversation ${input.id} already exists`);
+    if (this.#ready().ok) return fail("conflict", `conversation ${input.id} already exists`);
     const members = [...new Set([input.creator.user, ...input.members])];
     // A conversation starts with at most one request's worth of members, the creator included; more join through POST …/members.
     if (members.length > LIMITS.maxMembersPerRequest) return fail("invalid_request", `at most ${LIMITS.maxMembersPerRequest} members at creation`);
@@ -317,7 +316,7 @@ export class ConversationDO extends PlatformObject {
 
   /** A device was deleted or expired: its cursor leaves the mirror (receipts stop counting it). */
   async forgetDevice(user: string, device: string): Promise<Result<null>> {
-    this.ready();
+    this.#ready();
     if (!this.#meta) return ok(null);
     this.#store.forgetDevice(user, device);
     return ok(null);
@@ -325,7 +324,7 @@ export class ConversationDO extends PlatformObject {
 
   /** True when `user` may see an entry of this conversation that references the media. */
   async canSeeMedia(user: string, mediaId: string): Promise<boolean> {
-    this.ready();
+    this.#ready();
     if (!this.#meta) return false;
     const ranges = visibleRanges(this.#members.intervals(user), this.#meta.floor_seq, this.#meta.head_seq);
     return this.#store.mediaRefSeqs(mediaId).some((seq) => ranges.some((r) => seq >= r.from && seq <= r.to));
@@ -335,7 +334,7 @@ export class ConversationDO extends PlatformObject {
 
   /** A notification leaf's member list. */
   async leafMembers(leaf: number): Promise<{ version: number; users: string[] }> {
-    this.ready();
+    this.#ready();
     return this.#members.leafMembers(leaf);
   }
 
@@ -348,7 +347,7 @@ export class ConversationDO extends PlatformObject {
 
   /** Entries a live shard missed. */
   async liveRange(from: number, to: number): Promise<LiveBatch> {
-    this.ready();
+    this.#ready();
     return this.#live.range(from, to);
   }
 
@@ -378,14 +377,14 @@ export class ConversationDO extends PlatformObject {
 
   /** When the first entry after `received` was written: how long a device at that cursor has been missing something. */
   async undeliveredSince(received: number): Promise<number | null> {
-    this.ready();
+    this.#ready();
     if (!this.#meta) return null;
     return this.#store.entryTimeAfter(Math.max(received, this.#meta.floor_seq));
   }
 
   /** Exact view of one member (tests and the admin API's user lookups). */
   async memberView(user: string): Promise<MemberView | null> {
-    this.ready();
+    this.#ready();
     return this.#meta ? this.#views.view(user, this.#meta.tick) : null;
   }
 
@@ -497,6 +496,8 @@ export class ConversationDO extends PlatformObject {
 
   #ready(): Result<Meta> {
     this.ready();
+    // Null after a start whose schema step failed (and healed since), or for a conversation not created yet.
+    this.#meta ??= this.#store.loadMeta();
     return this.#meta ? ok(this.#meta) : fail("not_found", "no such conversation");
   }
 

@@ -28,25 +28,34 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
 }
 
 /**
- * Applies the schema under `blockConcurrencyWhile`. An error is caught inside and
- * rethrown by `check()` outside it, so a failed start does not wedge the input gate
- * and every later call reports the real cause.
+ * Applies the schema under `blockConcurrencyWhile`. An error is caught inside, so a
+ * failed start does not wedge the input gate; `check()` (at the top of every
+ * handler) tries again, so a transient failure (SQLite out of memory under load)
+ * heals with the next call instead of leaving the object broken until eviction.
  */
 export class SchemaGate {
   #error: unknown = null;
 
-  constructor(ctx: DurableObjectState, migrations: readonly Migration[]) {
-    void ctx.blockConcurrencyWhile(async () => {
-      try {
-        migrate(ctx.storage, migrations);
-      } catch (err) {
-        this.#error = err;
-        log("schema_failed", { error: String(err) }, "error");
-      }
-    });
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly migrations: readonly Migration[],
+  ) {
+    void ctx.blockConcurrencyWhile(async () => this.#apply());
   }
 
   check(): void {
+    if (this.#error === null) return;
+    this.#apply();
     if (this.#error !== null) throw this.#error;
+  }
+
+  #apply(): void {
+    try {
+      migrate(this.ctx.storage, this.migrations);
+      this.#error = null;
+    } catch (err) {
+      this.#error = err;
+      log("schema_failed", { error: String(err) }, "error");
+    }
   }
 }
