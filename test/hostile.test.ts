@@ -59,8 +59,6 @@ interface Outcome {
   retryAfter: string | null;
 }
 
-const bytesOf = (s: string) => new TextEncoder().encode(s).byteLength;
-
 async function send(c: Case): Promise<Outcome> {
   const headers = new Headers();
   if (c.auth) headers.set("authorization", c.auth);

@@ -109,6 +109,62 @@ describe("OpenAPI document", () => {
     expectMatches(remainingSchema, (await bob.post("/v1/to-device/ack", { up_to: 1 })).body);
   });
 
+  it("says what clients send and get, not how the validators work (issue #13)", async () => {
+    const doc = (await spec()) as unknown as { paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown> } };
+    const op = (path: string, method: string) => doc.paths[path]![method]!;
+    const query = (path: string, method: string, name: string) =>
+      (op(path, method).parameters as { in: string; name: string; schema: unknown }[]).find((p) => p.in === "query" && p.name === name)?.schema;
+    // Query integers are integers with their ranges, not strings with a pattern.
+    for (const [path, method] of [["/v1/conversations/{id}/messages", "get"], ["/v1/sync", "get"], ["/v1/to-device", "get"]]) {
+      expect(query(path!, method!, "limit")).toEqual({ type: "integer", minimum: 1, maximum: 500 });
+    }
+    expect(query("/v1/sync", "get", "timeline_limit")).toEqual({ type: "integer", minimum: 0, maximum: 50 });
+    expect(query("/v1/conversations/{id}/members", "get", "limit")).toEqual({ type: "integer", minimum: 1, maximum: 1000 });
+    expect(query("/v1/conversations/{id}/receipts", "get", "seq")).toMatchObject({ type: "integer", minimum: 1 });
+    // Cursors: the object form clients send.
+    const cursors = op("/v1/cursors", "post").requestBody.content["application/json"];
+    for (const field of ["received", "read"]) {
+      expect(cursors.schema.properties[field]).toMatchObject({ type: "object", maxProperties: 100, additionalProperties: { type: "integer", minimum: 0 } });
+      expect(cursors.schema.properties[field]).not.toHaveProperty("items");
+    }
+    expect(cursors.example).toEqual({ received: { general: 2 }, read: { general: 2 } });
+    // Bodies that may be empty are optional; the media upload is raw bytes of the allowed types.
+    for (const path of ["/v1/devices", "/v1/cursors", "/v1/conversations/{id}/members"]) expect(op(path, "post").requestBody.required, path).toBe(false);
+    expect(op("/v1/conversations/{id}/messages", "post").requestBody.required).toBe(true);
+    const upload = op("/v1/media", "post").requestBody;
+    expect(upload.required).toBe(true);
+    expect(Object.keys(upload.content)).toEqual(expect.arrayContaining(["image/jpeg", "image/png", "application/pdf"]));
+    expect(upload.content["image/jpeg"].schema).toEqual({ type: "string", format: "binary" });
+    // Every status a route answers: duplicate sends, ranges and revalidations, plain GETs of socket paths.
+    expect(Object.keys(op("/v1/conversations/{id}/messages", "post").responses)).toEqual(expect.arrayContaining(["200", "201"]));
+    const download = op("/v1/media/{media_id}", "get").responses;
+    expect(Object.keys(download)).toEqual(expect.arrayContaining(["200", "206", "304"]));
+    expect(Object.keys(download["200"].content)).toContain("image/jpeg");
+    expect(Object.keys(download["206"].headers)).toEqual(expect.arrayContaining(["ETag", "x-content-sha256", "Content-Range"]));
+    expect(download["304"].content).toBeUndefined();
+    for (const path of ["/v1/inbox", "/v1/conversations/{id}/live"]) {
+      const socket = op(path, "get");
+      expect(Object.keys(socket.responses)).toEqual(expect.arrayContaining(["101", "401", "426"]));
+      expect(socket.responses["426"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Error" });
+      expect(socket.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(["access_token", "ticket"]));
+      expect(socket.security).toEqual([{ device: [] }, { ticket: [] }, { query_token: [] }]);
+    }
+    expect(op("/v1/devices/{device_id}", "delete").responses["204"].content).toBeUndefined();
+    expect(op("/v1/sync", "get").responses["429"].headers["Retry-After"]).toMatchObject({ required: true, schema: { type: "integer" } });
+    // Content types and bodies of the service and admin endpoints.
+    expect(op("/healthz", "get").responses["200"].content["application/json"].schema).toMatchObject({ properties: { ok: { const: true } } });
+    expect(Object.keys(op("/admin", "get").responses["200"].content)).toEqual(["text/html"]);
+    expect(Object.keys(op("/admin/api/metrics", "get").responses["200"].content)).toEqual(["text/plain; version=0.0.4"]);
+    for (const [path, schema] of [["/admin/api/metrics.json", "MetricsSnapshot"], ["/admin/api/users/{id}", "UserStats"], ["/admin/api/conversations/{id}", "ConversationStats"], ["/admin/api/push", "PushGates"]]) {
+      expect(op(path!, "get").responses["200"].content["application/json"].schema).toEqual({ $ref: `#/components/schemas/${schema}` });
+      expect(doc.components.schemas[schema!]).toBeDefined();
+    }
+    // No operation keeps hono-openapi's generic validation error or our private x-request.
+    expect(JSON.stringify(doc)).not.toContain("Validation Error");
+    expect(JSON.stringify(doc)).not.toContain("x-request");
+    expect(JSON.stringify(doc)).not.toContain("{media}");
+  });
+
   it("serves a browsable reference at /docs that covers every path and the socket frames", async () => {
     const res = await SELF.fetch("https://x/docs");
     expect(res.status).toBe(200);

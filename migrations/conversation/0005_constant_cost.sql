@@ -57,6 +57,7 @@ CREATE TABLE free_slots (slot INTEGER PRIMARY KEY);
 CREATE INDEX intervals_to ON intervals (to_seq) WHERE to_seq IS NOT NULL;
 
 ALTER TABLE device_cursors ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE device_cursors ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;  -- ms; a late "forget" spares a newer cursor
 UPDATE device_cursors SET active = coalesce((SELECT m.active FROM members m WHERE m.user_id = device_cursors.user_id), 0);
 CREATE INDEX device_cursors_received ON device_cursors (active, received);
 

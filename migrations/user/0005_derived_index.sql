@@ -22,6 +22,7 @@ CREATE INDEX conversations_activity ON conversations (last_activity_at DESC, con
 CREATE TABLE device_forget (
   conversation_id TEXT   NOT NULL,
   device_id      TEXT    NOT NULL,
+  deleted_at     INTEGER NOT NULL,           -- ms; cursors the device set after this are its new life, kept
   attempts       INTEGER NOT NULL DEFAULT 0,
   next_at        INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (conversation_id, device_id)

@@ -1,6 +1,6 @@
 /** Public types of the client SDK: options, persisted state, events. */
 import type { PokeFrame } from "../protocol/frames";
-import type { Gap, Membership, Message, ToDeviceEntry } from "../protocol/types";
+import type { Gap, Membership, Message, ReceiptCounts, ToDeviceEntry } from "../protocol/types";
 import type { BackoffOptions } from "./backoff";
 import type { Span } from "./coverage";
 import type { HttpError } from "./errors";
@@ -107,14 +107,7 @@ export interface ReadFailedInfo {
 export type ClientStatus = "offline" | "connecting" | "online" | "auth_required";
 
 /** How far one of the user's own messages got (receipts are derived from cursors). */
-export interface ReceiptInfo {
-  conversationId: string;
-  seq: number;
-  /** Current members other than the sender. */
-  members: number;
-  delivered: { users: number; devices: number };
-  read: { users: number };
-}
+export type ReceiptInfo = Omit<ReceiptCounts, "conversation_id"> & { conversationId: string };
 
 /** Events for UIs and logs; handlers that must be awaited are options instead. */
 export interface ClientEvents {

@@ -277,7 +277,7 @@ export class ConversationDO extends PlatformObject {
           this.#store.addTargets([who.user], now);
           moved = true;
         }
-        if (clamped !== null && this.#store.raiseReceived(who.user, who.device, clamped, member.active === 1)) moved = true;
+        if (clamped !== null && this.#store.raiseReceived(who.user, who.device, clamped, member.active === 1, now)) moved = true;
       });
       if (moved) {
         this.#receipts.changed();
@@ -315,10 +315,10 @@ export class ConversationDO extends PlatformObject {
   }
 
   /** A device was deleted or expired: its cursor leaves the mirror (receipts stop counting it). */
-  async forgetDevice(user: string, device: string): Promise<Result<null>> {
+  async forgetDevice(user: string, device: string, deletedAt: number): Promise<Result<null>> {
     this.#ready();
     if (!this.#meta) return ok(null);
-    this.#store.forgetDevice(user, device);
+    this.#store.forgetDevice(user, device, deletedAt);
     return ok(null);
   }
 

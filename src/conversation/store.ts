@@ -289,18 +289,20 @@ export class ConversationStore {
   }
 
   /** Raises a device's cursor (and the user's furthest device); true when it moved. */
-  raiseReceived(user: string, device: string, received: number, active: boolean): boolean {
+  raiseReceived(user: string, device: string, received: number, active: boolean, now: number): boolean {
     const moved = this.sql.run(
-      `INSERT INTO device_cursors (user_id, device_id, received, active) VALUES (?, ?, ?, ?)
-       ON CONFLICT (user_id, device_id) DO UPDATE SET received = excluded.received WHERE excluded.received > received`,
-      user, device, received, active ? 1 : 0,
+      `INSERT INTO device_cursors (user_id, device_id, received, active, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (user_id, device_id) DO UPDATE SET received = excluded.received, updated_at = excluded.updated_at
+       WHERE excluded.received > received`,
+      user, device, received, active ? 1 : 0, now,
     );
     if (moved > 0) this.sql.run("UPDATE members SET max_received = ? WHERE user_id = ? AND max_received < ?", received, user, received);
     return moved > 0;
   }
 
-  forgetDevice(user: string, device: string): void {
-    this.sql.run("DELETE FROM device_cursors WHERE user_id = ? AND device_id = ?", user, device);
+  /** Forgets a device deleted at `deletedAt`; a cursor it set after that (it came back) stays. */
+  forgetDevice(user: string, device: string, deletedAt: number): void {
+    this.sql.run("DELETE FROM device_cursors WHERE user_id = ? AND device_id = ? AND updated_at <= ?", user, device, deletedAt);
     this.sql.run(
       "UPDATE members SET max_received = coalesce((SELECT max(received) FROM device_cursors WHERE user_id = ?), 0) WHERE user_id = ?",
       user, user,
@@ -384,6 +386,14 @@ export class ConversationStore {
   }
 
   // ---- media references ----
+
+  /**
+   * Member entries have no client key; one is kept under a name no client can
+   * use, so their sender stays known after retention (receipts exclude it).
+   */
+  rememberActor(e: EntryRow): void {
+    this.claimIdempotency(e, `~member-${e.seq}`);
+  }
 
   insertMediaRef(mediaId: string, seq: number): void {
     this.sql.run("INSERT OR IGNORE INTO media_refs (media_id, seq) VALUES (?, ?)", mediaId, seq);

@@ -13,7 +13,7 @@ import { attachmentSchema } from "../protocol/responses";
 import { mediaId, uploadQuerySchema } from "../protocol/schemas";
 import type { AppEnv } from "../worker/auth";
 import { ApiError, unwrap } from "../worker/errors";
-import { doc } from "../worker/openapi";
+import { doc, MEDIA } from "../worker/openapi";
 import { valid } from "../worker/validate";
 import { mediaKey } from "./keys";
 
@@ -21,12 +21,13 @@ function hex(buf: ArrayBuffer): string {
   return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const BYTES = "application/octet-stream";
 const DOWNLOAD_HEADERS = {
   ETag: "the object's entity tag (send If-None-Match to revalidate)",
-  "x-content-sha256": "hex SHA-256 of the whole object",
+  "x-content-sha256": { description: "hex SHA-256 of the whole object", schema: { type: "string", pattern: "^[0-9a-f]{64}$" } },
   "Cache-Control": "private, max-age=31536000, immutable",
+  "Accept-Ranges": { description: "bytes", schema: { type: "string", enum: ["bytes"] } },
 };
+const LENGTH = { description: "bytes in this response", schema: { type: "integer", minimum: 0 } };
 
 export const media = new Hono<AppEnv>()
   .post(
@@ -35,8 +36,9 @@ export const media = new Hono<AppEnv>()
       summary: "Upload media (streamed into R2); reference it from a message's `attachments`",
       description: "Raw bytes as the body, with Content-Type (an allowed type) and Content-Length (≤ MEDIA_MAX_BYTES). Optional ?preview= (≤ 4,096 characters: a blurhash or tiny data URL) travels inline with the metadata.",
       tag: "media",
-      ok: { status: 201, description: "stored", schema: attachmentSchema },
+      ok: { status: 201, description: "stored: reference media_id from a message's attachments", schema: attachmentSchema },
       errors: ["invalid_request", "forbidden", "payload_too_large"],
+      body: "media",
     }),
     valid("query", uploadQuerySchema),
     async (c) => {
@@ -77,11 +79,21 @@ export const media = new Hono<AppEnv>()
     "/:media_id",
     doc({
       summary: "Download media if you can see an entry that references it (Range and If-None-Match supported)",
+      description: "The owner, and users who can see an entry that references the media under membership history. The body's Content-Type is the one it was uploaded with.",
       tag: "media",
-      ok: { status: 200, description: "the bytes", contentType: BYTES, headers: DOWNLOAD_HEADERS },
+      ok: { status: 200, description: "the bytes", contentType: MEDIA, headers: { ...DOWNLOAD_HEADERS, "Content-Length": LENGTH } },
       also: [
-        { status: 206, description: "the requested range", contentType: BYTES, headers: { ...DOWNLOAD_HEADERS, "Content-Range": "bytes first-last/size" } },
-        { status: 304, description: "not modified (If-None-Match matched)", headers: DOWNLOAD_HEADERS },
+        {
+          status: 206,
+          description: "the requested range (Range: bytes=first-last)",
+          contentType: MEDIA,
+          headers: {
+            ...DOWNLOAD_HEADERS,
+            "Content-Length": LENGTH,
+            "Content-Range": { description: "bytes first-last/size", schema: { type: "string", pattern: "^bytes \\d+-\\d+/\\d+$" } },
+          },
+        },
+        { status: 304, description: "not modified (If-None-Match matched), no body", headers: DOWNLOAD_HEADERS },
       ],
       errors: ["invalid_request", "forbidden", "not_found"],
     }),

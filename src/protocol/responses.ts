@@ -7,7 +7,7 @@ import * as z from "zod";
 import { ERROR_STATUS } from "./errors";
 
 const seq = z.number().int().min(0);
-const isoTime = z.string().describe("ISO 8601 timestamp");
+const isoTime = z.string().meta({ format: "date-time" }).describe("ISO 8601 timestamp");
 
 export const errorBodySchema = z
   .object({

@@ -8,13 +8,18 @@ import { LIMITS } from "./limits";
 
 export const id = z.string().regex(ID_PATTERN, "must match ^[A-Za-z0-9_-]{1,64}$");
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-/** A query-string integer: digits only, so "1e3", "0x10" and " 5" are refused. */
+/**
+ * A query-string integer: digits only, so "1e3", "0x10" and " 5" are refused.
+ * Documented as what it is to a client, an integer in min..max (the string and
+ * its pattern are how it travels, not what a generated client should type).
+ */
 const queryInt = (min: number, max: number) =>
   z
     .string()
     .regex(/^\d{1,16}$/, "must be a non-negative integer")
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    .pipe(z.number().int().min(min).max(max))
+    .meta({ type: "integer", minimum: min, maximum: max, pattern: undefined });
 const limit = queryInt(1, LIMITS.maxPageSize).optional();
 /** Deeper bodies are refused: structured clone across the object boundary recurses per level. */
 export const MAX_BODY_DEPTH = 64;
@@ -89,10 +94,10 @@ export const pageQuerySchema = z.object({
 });
 
 export const liveQuerySchema = z.object({
-  after: queryInt(0, Number.MAX_SAFE_INTEGER).optional(),
-  epoch: z.string().min(1).max(64).optional(),
-  access_token: z.string().optional(),
-  ticket: z.string().optional(),
+  after: queryInt(0, Number.MAX_SAFE_INTEGER).optional().describe("catch up from after this seq (≤ head_seq); without it the socket starts at the head"),
+  epoch: z.string().min(1).max(64).optional().describe("the epoch the client knows; a stale one is 409 epoch_mismatch"),
+  access_token: z.string().optional().describe("the device JWT, for clients that cannot set headers (prefer a ticket)"),
+  ticket: z.string().optional().describe("a one-time ticket from POST /v1/sockets/ticket"),
 });
 
 export const syncQuerySchema = z.object({
@@ -116,14 +121,27 @@ export const toDeviceAckSchema = z.object({ up_to: seq });
 /**
  * `{"<conversation id>": seq}` parsed into a Map: ids such as `__proto__` or
  * `constructor` are valid and must not meet Object.prototype on the way.
+ * The array of [id, seq] pairs is how it is checked, not what a client sends:
+ * the document shows the object form (the keys `items`/`maxItems` of the
+ * intermediate array are removed from it).
  */
-const cursorMap = z.preprocess(
-  (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? Object.entries(v) : v),
-  z
-    .array(z.tuple([id, seq]))
-    .max(LIMITS.maxCursorConversations, `at most ${LIMITS.maxCursorConversations} conversations per request`)
-    .transform((entries) => new Map(entries)),
-);
+const cursorMap = z
+  .preprocess(
+    (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? Object.entries(v) : v),
+    z
+      .array(z.tuple([id, seq]))
+      .max(LIMITS.maxCursorConversations, `at most ${LIMITS.maxCursorConversations} conversations per request`)
+      .transform((entries) => new Map(entries)),
+  )
+  .meta({
+    description: "conversation id → seq",
+    type: "object",
+    propertyNames: { type: "string", pattern: ID_PATTERN.source },
+    additionalProperties: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    maxProperties: LIMITS.maxCursorConversations,
+    items: undefined,
+    maxItems: undefined,
+  });
 
 export const cursorsSchema = z.object({ received: cursorMap.optional(), read: cursorMap.optional() });
 

@@ -34,8 +34,8 @@ export class Devices {
   }
 
   /** Removes a device and everything kept for it; call inside a transaction. */
-  drop(device: string): void {
-    this.store.queueForget(this.store.receivedConversations(device), device);
+  drop(device: string, now = Date.now()): void {
+    this.store.queueForget(this.store.receivedConversations(device), device, now);
     this.store.deleteDevice(device);
   }
 
@@ -56,7 +56,7 @@ export class Devices {
   async forget(user: string, now: number): Promise<number> {
     for (const f of this.store.dueForgets(now, TUNING.forgetBatch)) {
       try {
-        const res = await call(this.env.CONVERSATIONS, f.conversation_id, "forgetDevice", user, f.device_id);
+        const res = await call(this.env.CONVERSATIONS, f.conversation_id, "forgetDevice", user, f.device_id, f.deleted_at);
         if (!res.ok) throw new Error(res.message);
         this.store.doneForget(f.conversation_id, f.device_id);
       } catch (err) {

@@ -241,12 +241,18 @@ export class UserStore {
 
   // ---- forgetting devices in conversations (receipts) ----
 
-  queueForget(conversations: readonly string[], device: string): void {
-    for (const c of conversations) this.sql.run("INSERT OR IGNORE INTO device_forget (conversation_id, device_id) VALUES (?, ?)", c, device);
+  queueForget(conversations: readonly string[], device: string, now: number): void {
+    for (const c of conversations) {
+      this.sql.run(
+        `INSERT INTO device_forget (conversation_id, device_id, deleted_at) VALUES (?, ?, ?)
+         ON CONFLICT (conversation_id, device_id) DO UPDATE SET deleted_at = excluded.deleted_at`,
+        c, device, now,
+      );
+    }
   }
 
-  dueForgets(now: number, limit: number): { conversation_id: string; device_id: string; attempts: number }[] {
-    return this.sql.all("SELECT conversation_id, device_id, attempts FROM device_forget WHERE next_at <= ? LIMIT ?", now, limit);
+  dueForgets(now: number, limit: number): { conversation_id: string; device_id: string; deleted_at: number; attempts: number }[] {
+    return this.sql.all("SELECT conversation_id, device_id, deleted_at, attempts FROM device_forget WHERE next_at <= ? LIMIT ?", now, limit);
   }
 
   doneForget(conversation: string, device: string): void {

@@ -8,6 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { settings } from "../config/settings";
 import { errorResponse } from "../platform/errors";
 import { setLogLevel } from "../platform/log";
+import { healthSchema } from "../protocol/admin-responses";
 import { LIMITS } from "../protocol/limits";
 import { media } from "../media/routes";
 import docsPage from "../docs/docs.html";
@@ -56,7 +57,7 @@ app.use("/v1/*", deviceAuth({ allowQuery: (req, path) => isSocketPath(path) && i
 app.use("/v1/*", deviceRateLimit);
 
 // ---- routes ----
-app.get("/healthz", doc({ summary: "Liveness", tag: "service", security: "none", ok: { status: 200, description: '{"ok": true}' } }), (c) => c.json({ ok: true }));
+app.get("/healthz", doc({ summary: "Liveness", tag: "service", security: "none", ok: { status: 200, description: "alive", schema: healthSchema } }), (c) => c.json({ ok: true as const }));
 app.get("/docs", (c) => c.html(docsPage));
 app.route("/dev", devTokens);
 app.route("/admin", admin);

@@ -17,6 +17,7 @@ import { call } from "../../platform/rpc";
 import { userStats } from "../admin-users";
 import { valid } from "../validate";
 import { doc } from "../openapi";
+import { conversationStatsSchema, metricsSnapshotSchema, pushGatesSchema, userStatsSchema } from "../../protocol/admin-responses";
 import dashboard from "../../admin/dashboard.html";
 
 const PROVIDERS = ["webhook", "webpush", "apns", "fcm"] as const;
@@ -49,13 +50,13 @@ export const admin = new Hono<AppEnv>()
   // The page is a static shell; everything it shows comes from the token-guarded JSON below.
   .get("/", doc({ summary: "Operator dashboard (HTML; data from the token-guarded API)", tag: "admin", security: "none", ok: { status: 200, description: "the page", contentType: "text/html" } }), (c) => c.html(dashboard))
   .use("/api/*", adminAuth)
-  .get("/api/metrics", doc({ summary: "The nine signals, Prometheus text exposition", tag: "admin", security: "admin", ok: { status: 200, description: "text/plain; version=0.0.4", contentType: "text/plain" } }), async (c) => c.text(toPrometheus(await snapshot(c.env)), 200, { "content-type": "text/plain; version=0.0.4" }))
-  .get("/api/metrics.json", doc({ summary: "The signals as JSON (counters, gauges, histograms)", tag: "admin", security: "admin", ok: { status: 200, description: "snapshot" } }), async (c) => c.json(await snapshot(c.env)))
-  .get("/api/users/:id", doc({ summary: "Per-user stats: backlog, oldest undelivered and push state per device", tag: "admin", security: "admin", ok: { status: 200, description: "stats" }, errors: ["invalid_request"] }), valid("param", z.object({ id })), async (c) => c.json(await userStats(c.env, c.req.valid("param").id)))
-  .get("/api/conversations/:id", doc({ summary: "Per-conversation stats: head, floor, outbox, retention counts", tag: "admin", security: "admin", ok: { status: 200, description: "stats" }, errors: ["invalid_request", "not_found"] }), valid("param", z.object({ id })), async (c) =>
+  .get("/api/metrics", doc({ summary: "The nine signals, Prometheus text exposition", tag: "admin", security: "admin", ok: { status: 200, description: "Prometheus text format 0.0.4", contentType: "text/plain; version=0.0.4" }, errors: ["overloaded"] }), async (c) => c.text(toPrometheus(await snapshot(c.env)), 200, { "content-type": "text/plain; version=0.0.4" }))
+  .get("/api/metrics.json", doc({ summary: "The signals as JSON (counters, gauges, histograms)", tag: "admin", security: "admin", ok: { status: 200, description: "snapshot", schema: metricsSnapshotSchema }, errors: ["overloaded"] }), async (c) => c.json(await snapshot(c.env)))
+  .get("/api/users/:id", doc({ summary: "Per-user stats: backlog, oldest undelivered and push state per device", tag: "admin", security: "admin", ok: { status: 200, description: "stats", schema: userStatsSchema }, errors: ["invalid_request", "overloaded"] }), valid("param", z.object({ id })), async (c) => c.json(await userStats(c.env, c.req.valid("param").id)))
+  .get("/api/conversations/:id", doc({ summary: "Per-conversation stats: head, floor, outbox, retention counts", tag: "admin", security: "admin", ok: { status: 200, description: "stats", schema: conversationStatsSchema }, errors: ["invalid_request", "not_found", "overloaded"] }), valid("param", z.object({ id })), async (c) =>
     c.json(unwrap(await call(c.env.CONVERSATIONS, c.req.valid("param").id, "stats"))),
   )
-  .get("/api/push", doc({ summary: "Push gates per provider and recent dead letters", tag: "admin", security: "admin", ok: { status: 200, description: "gates" } }), async (c) => {
+  .get("/api/push", doc({ summary: "Push gates per provider and recent dead letters", tag: "admin", security: "admin", ok: { status: 200, description: "gates", schema: pushGatesSchema }, errors: ["overloaded"] }), async (c) => {
     const gates = await Promise.all(PROVIDERS.map(async (provider) => ({ provider, ...(await readGate(c.env, provider)) })));
     return c.json({ providers: gates });
   });

@@ -85,6 +85,7 @@ export const conversations = new Hono<AppEnv>()
       tag: "conversations",
       ok: { status: 200, description: "the new summary", schema: conversationSummarySchema },
       errors: ["invalid_request", "forbidden", "not_found", "payload_too_large"],
+      body: "optional",
       example: { add: ["carol"], remove: ["dave"] },
     }),
     param,

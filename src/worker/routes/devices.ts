@@ -19,6 +19,7 @@ export const devices = new Hono<AppEnv>()
       tag: "devices",
       ok: { status: 200, description: "the device", schema: deviceInfoSchema },
       errors: ["invalid_request", "payload_too_large"],
+      body: "optional",
       example: { push: { provider: "webhook", token: "bob-laptop" } },
     }),
     valid("json", registerDeviceSchema),

@@ -10,7 +10,7 @@ import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import { call } from "../../platform/rpc";
 import { IDENTITY_HEADERS } from "../../platform/sockets";
-import { socketTicketSchema } from "../../protocol/responses";
+import { errorBodySchema, socketTicketSchema } from "../../protocol/responses";
 import { id, liveQuerySchema } from "../../protocol/schemas";
 import type { AppEnv } from "../auth";
 import { ApiError, unwrap } from "../errors";
@@ -40,8 +40,8 @@ function forward(c: { var: { user: string; device: string } }, path: string): Re
 }
 
 const upgradeResponses = {
-  ok: { status: 101, description: "switching protocols" },
-  also: [{ status: 426, description: "a plain request (no Upgrade: websocket); body: the contract's error (invalid_request)" }],
+  ok: { status: 101, description: "switching protocols: the socket (frames on /docs)" },
+  also: [{ status: 426, description: "a plain request (no Upgrade: websocket): the contract's error, code invalid_request", schema: errorBodySchema }],
 };
 
 export const liveSocket = new Hono<AppEnv>().get(
@@ -76,7 +76,13 @@ export const inboxSocket = new Hono<AppEnv>().get(
     ...upgradeResponses,
     errors: ["invalid_request"],
   }),
-  valid("query", z.object({ access_token: z.string().optional(), ticket: z.string().optional() })),
+  valid(
+    "query",
+    z.object({
+      access_token: z.string().optional().describe("the device JWT, for clients that cannot set headers (prefer a ticket)"),
+      ticket: z.string().optional().describe("a one-time ticket from POST /v1/sockets/ticket"),
+    }),
+  ),
   async (c) => {
     const stub = c.env.USERS.get(c.env.USERS.idFromName(c.var.user));
     return stub.fetch(forward(c, "/inbox"));
@@ -90,7 +96,7 @@ export const tickets = new Hono<AppEnv>().post(
     description: "Bound to the caller's user and device, valid once, for 60 s: open a socket with ?ticket=<ticket>.",
     tag: "realtime",
     ok: { status: 200, description: "the ticket", schema: socketTicketSchema },
-    errors: ["payload_too_large"],
+    errors: ["invalid_request", "payload_too_large"],
   }),
   async (c) => c.json(unwrap(await call(c.env.USERS, c.var.user, "issueTicket", c.var.user, c.var.device))),
 );

@@ -40,6 +40,7 @@ export const cursors = new Hono<AppEnv>().post(
     tag: "sync",
     ok: { status: 200, description: "the effective values", schema: cursorsResponseSchema },
     errors: ["invalid_request", "forbidden", "not_found", "payload_too_large"],
+    body: "optional",
     example: { received: { general: 2 }, read: { general: 2 } },
   }),
   valid("json", cursorsSchema),
