@@ -12,71 +12,38 @@ import { metrics } from "../observability/metrics";
 import { RowBudget } from "../platform/admission";
 import { errorResponse, failureResponse } from "../platform/errors";
 import { PlatformObject } from "../platform/object";
-import { identityFrom, identityOf, parseFrame, sendFrame, type SocketIdentity } from "../platform/sockets";
-import { fail, ok, type Failure, type Result } from "../protocol/errors";
-import type { ErrorFrame } from "../protocol/frames";
+import { identityFrom, type SocketIdentity } from "../platform/sockets";
+import { fail, ok, type Result } from "../protocol/errors";
 import type { CursorCheck, Json, MemberView, PageParams } from "../protocol/internal";
 import { LIMITS } from "../protocol/limits";
-import { ackFrameSchema, sendMessageSchema } from "../protocol/schemas";
 import type {
   Attachment,
   ConversationSummary,
   MemberPage,
   MessagePage,
   ReceiptCounts,
-  RetentionPolicy,
   SendResult,
   SenderRef,
   SyncTimeline,
 } from "../protocol/types";
-import { moveCursors } from "../usecases/cursors";
-import { sendMessage } from "../usecases/messages";
 import { remotePorts, type Ports } from "../usecases/ports";
 import { LiveHub, type LiveBatch } from "./live";
 import { Log } from "./log";
 import { Members } from "./members";
 import { Notifier } from "./notify";
-import { planBackward, planForward, planTimeline, visibleRanges } from "./paging";
+import { visibleRanges } from "./paging";
 import { Receipts } from "./receipts";
+import { notMember, Reads } from "./reads";
+import { handleFrame } from "./socket-frames";
 import { Retention } from "./retention";
 import { CONVERSATION_MIGRATIONS } from "./schema";
 import { DeliverySignals } from "./signals";
+import type { ConversationStats, CreateInput, ExpiredReceipts } from "./results";
 import { ConversationStore, type Meta } from "./store";
 import { Views } from "./views";
-import { iso, messageJson, pageJson, timelineJson } from "./wire";
+import { iso, messageJson } from "./wire";
 
-export interface ExpiredReceipts {
-  conversation_id: string;
-  floor_seq: number;
-  expired: { user: string; device: string | null; entries: number; last_seq: number; updated_at: string }[];
-}
-
-export interface ConversationStats {
-  id: string;
-  head_seq: number;
-  floor_seq: number;
-  members: number;
-  live_sockets: number;
-  outbox_pending: number;
-  /** Age of the oldest entry some current member's device has not received (the "oldest undelivered message" signal). */
-  oldest_undelivered_ms: number;
-  /** Age of the oldest change some member's index has not confirmed (the service's own notification lag). */
-  notify_lag_ms: number;
-  expired_total: number;
-  unavailable_total: number;
-  retention: RetentionPolicy;
-  /** The cost model, measured: sends and the SQLite rows they wrote. */
-  sends_total: number;
-  rows_written_sends_total: number;
-  notify: { tick: number; leaves: number; fanout: number };
-}
-
-export interface CreateInput {
-  id: string;
-  creator: SenderRef;
-  members: string[];
-  retention?: RetentionPolicy;
-}
+export type { ConversationStats, CreateInput, ExpiredReceipts } from "./results";
 
 export class ConversationDO extends PlatformObject {
   /** Cached `conversation` row; storage is the truth and rebuilds it on wake. */
@@ -90,6 +57,7 @@ export class ConversationDO extends PlatformObject {
   readonly #live: LiveHub;
   readonly #receipts: Receipts;
   readonly #signals: DeliverySignals;
+  readonly #reads: Reads;
   readonly #budget: RowBudget;
   readonly #ports: Ports;
   /** Alarm work and inline drains run one at a time. */
@@ -114,6 +82,7 @@ export class ConversationDO extends PlatformObject {
       countUnavailable: (who, gaps, intervals) => this.#signals.unavailable(who, gaps, intervals),
     });
     this.#receipts = new Receipts(this.#store, meta, (frames) => this.#live.receipts(frames));
+    this.#reads = new Reads(this.#log, this.#members, this.#budget, this.#signals, meta);
     const remote = remotePorts(env);
     this.#ports = { user: remote.user, conversation: (id) => (id === this.#meta?.id ? this : remote.conversation(id)) };
     // After the schema (queued first); a failed schema surfaces through ready() instead.
@@ -212,43 +181,18 @@ export class ConversationDO extends PlatformObject {
   async page(who: SenderRef, params: PageParams): Promise<Result<Json<MessagePage>>> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
-    const m = ready.value;
-    // Membership first: a stranger must not learn the epoch from the mismatch error.
-    const intervals = this.#members.intervals(who.user);
-    if (intervals.length === 0) return notMember(who.user);
-    if (params.epoch !== undefined && params.epoch !== m.epoch) return epochMismatch(m.epoch);
-    if (params.after !== undefined && params.before !== undefined) return fail("invalid_request", "give either after or before, not both");
-    if (params.after !== undefined && params.after > m.head_seq) return fail("invalid_request", `after=${params.after} is beyond head_seq ${m.head_seq}`);
-    const ranges = visibleRanges(intervals, m.floor_seq, m.head_seq);
-    const forward = params.after !== undefined;
-    const plan = forward
-      ? planForward(ranges, m.floor_seq, m.head_seq, params.after ?? 0, params.limit)
-      : planBackward(ranges, m.floor_seq, m.head_seq, Math.min(params.before ?? Infinity, m.head_seq + 1), params.limit);
-    // The budget pays for the rows this page really reads, not the limit asked for.
-    const shed = this.#budget.admit(Math.max(1, plan.pieces.reduce((n, p) => n + p.to - p.from + 1, 0)), "history reads");
-    if (shed) return shed;
-    const messages = this.#log.read(plan.pieces);
-    this.#signals.unavailable(who, plan.gaps, intervals);
-    this.#signals.duplicates(who, plan.pieces);
+    const res = this.#reads.page(who, params);
     this.#flushMetrics();
-    const head = { conversation_id: m.id, epoch: m.epoch, head_seq: m.head_seq, floor_seq: m.floor_seq };
-    return ok(pageJson(head, messages, plan.gaps, plan.hasMore, forward ? { next_after: plan.boundary } : { next_before: plan.boundary }));
+    return res;
   }
 
   /** The v1.1 sync timeline for one device: the newest ≤ `limit` visible entries above its `received`. Moves no cursor. */
   async timeline(who: SenderRef, received: number, limit: number): Promise<Result<Json<SyncTimeline>>> {
     const ready = this.#ready();
     if (!ready.ok) return ready;
-    const m = ready.value;
-    const intervals = this.#members.intervals(who.user);
-    if (intervals.length === 0) return notMember(who.user);
-    const visibleHead = this.#members.visibleHead(intervals);
-    const plan = planTimeline(visibleRanges(intervals, m.floor_seq, m.head_seq), m.floor_seq, visibleHead, Math.min(received, visibleHead), limit);
-    const shed = this.#budget.admit(Math.max(1, plan.pieces.reduce((n, p) => n + p.to - p.from + 1, 0)), "timeline reads");
-    if (shed) return shed;
-    this.#signals.unavailable(who, plan.gaps, intervals);
+    const res = this.#reads.timeline(who, received, limit);
     this.#flushMetrics();
-    return ok(timelineJson(this.#log.read(plan.pieces), plan.gaps, plan.limited, plan.nextBefore));
+    return res;
   }
 
   // ---- cursors and receipts ----
@@ -364,7 +308,7 @@ export class ConversationDO extends PlatformObject {
       members: m.member_count,
       live_sockets: this.#live.count(),
       outbox_pending: this.#store.targetsSummary().n + (this.#notifier.dirty ? 1 : 0),
-      oldest_undelivered_ms: this.#oldestUndeliveredMs(now),
+      oldest_undelivered_ms: this.#signals.oldestUndeliveredMs(now),
       notify_lag_ms: this.#notifier.oldestUnconfirmedMs(now),
       expired_total: m.expired_total,
       unavailable_total: m.unavailable_total,
@@ -404,32 +348,7 @@ export class ConversationDO extends PlatformObject {
   }
 
   protected override async onMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const who = identityOf(ws);
-    if (!who) return void ws.close(1011, "unknown socket");
-    const size = typeof message === "string" ? message.length : message.byteLength;
-    if (size > LIMITS.maxRequestBytes) return void sendFrame(ws, errorFrame("payload_too_large", "frame is over 256 KiB"));
-    const frame = parseFrame(message);
-    if (!frame) return void sendFrame(ws, errorFrame("invalid_request", "frames are JSON objects"));
-    const sender = { user: who.user, device: who.device };
-    const conv = this.#meta!.id;
-    if (frame.type === "send") {
-      const clientMsgId = typeof frame.client_msg_id === "string" ? frame.client_msg_id : undefined;
-      const parsed = sendMessageSchema.safeParse(frame);
-      if (!parsed.success) return void sendFrame(ws, errorFrame("invalid_request", firstIssue(parsed.error.issues), clientMsgId));
-      const res = await sendMessage(this.#ports, sender, conv, parsed.data);
-      if (!res.ok) return void sendFrame(ws, errorFrame(res.code, res.message, clientMsgId));
-      sendFrame(ws, { type: "sent", client_msg_id: parsed.data.client_msg_id, seq: res.value.seq, duplicate: res.value.duplicate });
-      return;
-    }
-    if (frame.type === "ack") {
-      const parsed = ackFrameSchema.safeParse(frame);
-      if (!parsed.success) return void sendFrame(ws, errorFrame("invalid_request", firstIssue(parsed.error.issues)));
-      const res = await moveCursors(this.#ports, sender, new Map([[conv, parsed.data.seq]]), new Map());
-      if (!res.ok) return void sendFrame(ws, errorFrame(res.code, res.message));
-      sendFrame(ws, { type: "acked", seq: res.value.received[conv] ?? 0 });
-      return;
-    }
-    sendFrame(ws, errorFrame("invalid_request", `unknown frame type ${JSON.stringify(frame.type)}`));
+    await handleFrame(ws, message, this.#ports, this.#meta!.id);
   }
 
   protected override onClose(): void {
@@ -472,7 +391,7 @@ export class ConversationDO extends PlatformObject {
   async #reschedule(retentionBacklog: boolean): Promise<void> {
     const now = Date.now();
     const m = this.#meta!;
-    metrics.gauge(this.env, "oldest_undelivered_seconds", m.id, this.#oldestUndeliveredMs(now) / 1000);
+    metrics.gauge(this.env, "oldest_undelivered_seconds", m.id, this.#signals.oldestUndeliveredMs(now) / 1000);
     this.#flushMetrics();
     const due = Math.min(
       this.#notifier.dueAt(now) ?? Infinity,
@@ -480,18 +399,6 @@ export class ConversationDO extends PlatformObject {
       this.#store.nextMediaRelease() ?? Infinity,
     );
     if (due !== Infinity) await this.alarms.atOrBefore(Math.max(due, now));
-  }
-
-  /**
-   * "Oldest undelivered message age": the oldest entry some current member's
-   * device has not received; a member none of whose devices ever acknowledged
-   * anything here counts from the floor. Two indexed lookups.
-   */
-  #oldestUndeliveredMs(now: number): number {
-    const m = this.#meta!;
-    const from = this.#store.activeWithoutCursor() ? m.floor_seq : Math.max(m.floor_seq, this.#store.lowestReceived());
-    const at = from < m.head_seq ? this.#store.entryTimeAfter(from) : null;
-    return at === null ? 0 : Math.max(0, now - at);
   }
 
   #ready(): Result<Meta> {
@@ -507,19 +414,5 @@ export class ConversationDO extends PlatformObject {
   }
 }
 
-function notMember(user: string): Failure {
-  return fail("forbidden", `${user} is not a member of this conversation`);
-}
 
-function epochMismatch(epoch: string): Failure {
-  return fail("epoch_mismatch", "the conversation's epoch changed; reset local state", { epoch });
-}
 
-function errorFrame(code: ErrorFrame["code"], message: string, clientMsgId?: string): ErrorFrame {
-  return { type: "error", code, message, ...(clientMsgId !== undefined ? { client_msg_id: clientMsgId } : {}) };
-}
-
-function firstIssue(issues: readonly { path: PropertyKey[]; message: string }[]): string {
-  const issue = issues[0];
-  return issue ? `${issue.path.map(String).join(".") || "frame"}: ${issue.message}` : "invalid frame";
-}

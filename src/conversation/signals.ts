@@ -43,4 +43,16 @@ export class DeliverySignals {
       }
     });
   }
+
+  /**
+   * "Oldest undelivered message age": the oldest entry some current member's
+   * device has not received; a member none of whose devices ever acknowledged
+   * anything here counts from the floor. Two indexed lookups.
+   */
+  oldestUndeliveredMs(now: number): number {
+    const m = this.meta();
+    const from = this.store.activeWithoutCursor() ? m.floor_seq : Math.max(m.floor_seq, this.store.lowestReceived());
+    const at = from < m.head_seq ? this.store.entryTimeAfter(from) : null;
+    return at === null ? 0 : Math.max(0, now - at);
+  }
 }
