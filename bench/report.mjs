@@ -66,6 +66,18 @@ export function summarize(r) {
           : `${z.sent?.[size]?.some((n) => n < z.nSend) ? `capped at ${z.capSeconds} s per burst: ${z.sent[size].join(" / ")} of ${f0(z.nSend)} sent; ` : ""}setup ${f1(setup?.seconds)} s${setup?.membersPerSecond ? ` (${f0(setup.membersPerSecond)} members/s)` : ""}; member-notify drain after each burst ${drain.length ? `${f1(med(drain))} s` : "n/a"}; ${z.shed} shed; of_raw vs raw insert at ${z.inflight} in flight (${f0(raw16)} req/s)`,
       });
     }
+    for (const [size, x] of Object.entries(z.samples ?? {})) {
+      add({
+        id: `sync-sampled-${size}`,
+        what: `Size: ${x.sampled} sampled members of a ${f0(Number(size))}-member conversation sync after a send`,
+        ours: x.maxMs === null ? "n/a" : `slowest ${f0(x.maxMs)} ms, median ${f0(x.medianMs)} ms`,
+        baseline: "within seconds",
+        ratio: null,
+        of_raw: null,
+        target: null,
+        note: `${x.saw}/${x.sampled} saw the new head; unread exact (+1) for ${x.exact}/${x.sampled}`,
+      });
+    }
     const per = (m) => z.rows?.[m]?.perSend ?? null;
     const r10 = per(10);
     const sizes = Object.keys(z.rows ?? {}).map(Number).filter((m) => m !== 9).sort((x, y) => x - y);

@@ -190,7 +190,6 @@ async function main() {
   try {
     results.diagnostics = await phase(ctx, "diag", diagnostics);
     results.throughput = await phase(ctx, "raw+p1+p2", runThroughput);
-    results.size = await phase(ctx, "size", runSizeScaling);
     results.storm = await phase(ctx, "p3", runStorm);
     results.fanout = await phase(ctx, "p4", (c) => runFanout({ ...c, fanoutPeer: true }));
     // Same sockets, few users × many devices: separates per-member work (outbox, unread, pokes) from the socket fan-out.
@@ -202,6 +201,8 @@ async function main() {
     // Diagnostic: the same recovery straight to the user Worker, bypassing wrangler dev's proxy (what the proxy adds).
     results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}pd` }));
     if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}d`, fanoutRounds: 1 }));
+    // Last: its 10,000-member conversation creates 10,000 UserDOs, near what one local workerd process holds (README, Local limits).
+    results.size = await phase(ctx, "size", runSizeScaling);
   } finally {
     await stopAll();
   }

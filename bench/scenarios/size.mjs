@@ -71,6 +71,36 @@ async function createOfSize(ctx, conv, users, size, deadlineMs) {
   return { members: 1 + first + rest.added, seconds: (performance.now() - t0) / 1000, addSeconds: rest.seconds, added: rest.added, error: rest.error };
 }
 
+const SAMPLED = 20;
+
+/**
+ * Sync to sampled members: SAMPLED members (spread over the slots, none of the
+ * senders) sync, one message is sent, and each polls GET /v1/sync until it
+ * shows the new head; its unread must have grown by exactly 1. Reports how
+ * long the slowest took and how many were exact.
+ */
+async function sampleSyncs(ctx, conv, users, size) {
+  const picks = Array.from({ length: SAMPLED }, (_, i) => users[5 + Math.floor(((size - 6) * i) / (SAMPLED - 1))]);
+  const toks = await Promise.all(picks.map((u) => token(u, "sample")));
+  const entry = async (tok) => (await must({ base: ctx.url, path: "/v1/sync?limit=500", token: tok })).conversations.find((c) => c.id === conv);
+  const before = await Promise.all(toks.map(entry));
+  const sent = await must({ base: ctx.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: await token(users[0], "owner"), json: { client_msg_id: `sample-${ctx.runId}-${size}`, body: { text: "sampled" } } }, [201]);
+  const t0 = performance.now();
+  const seen = await Promise.all(
+    toks.map(async (tok, i) => {
+      for (;;) {
+        const e = await entry(tok);
+        const ms = performance.now() - t0;
+        if (e && e.head_seq >= sent.seq) return { ms, exact: before[i] !== undefined && e.unread === before[i].unread + 1 };
+        if (ms > 60_000) return { ms: null, exact: false };
+        await sleep(100);
+      }
+    }),
+  );
+  const times = seen.map((x) => x.ms).filter((x) => x !== null);
+  return { sampled: SAMPLED, saw: times.length, exact: seen.filter((x) => x.exact).length, maxMs: times.length ? Math.max(...times) : null, medianMs: times.length ? median(times) : null };
+}
+
 export async function runSizeScaling(ctx) {
   const { quick } = ctx;
   const repeats = quick ? 2 : 3;
@@ -128,6 +158,16 @@ export async function runSizeScaling(ctx) {
       parts.push(`${size.toLocaleString("en-US")}: ${h.rate.toFixed(0)}/s${h.capped ? ` (capped at ${capSeconds} s: ${h.sent} sent)` : ""}${typeof d === "number" ? ` (notify drain ${d.toFixed(1)} s)` : d?.timedOut ? ` (outbox still ${d.pending} after ${d.seconds.toFixed(0)} s)` : ""}`);
     }
     ctx.log(`  repeat ${r + 1}/${repeats}: raw insert ${raw16.at(-1).toFixed(0)}/s; sends at ${INFLIGHT} in flight by members: ${parts.join(", ")}`);
+  }
+
+  // ---- sync to sampled members, after the bursts ----
+  const samples = {};
+  for (const size of SIZES.slice(1)) {
+    const c = convs.get(size);
+    if (!c.reached) continue;
+    samples[size] = await sampleSyncs(ctx, c.id, users, c.members);
+    const x = samples[size];
+    ctx.log(`  sampled syncs at ${size.toLocaleString("en-US")} members: ${x.saw}/${x.sampled} saw the new head (slowest ${x.maxMs?.toFixed(0) ?? "n/a"} ms, median ${x.medianMs?.toFixed(0) ?? "n/a"} ms), unread exact for ${x.exact}/${x.sampled}`);
   }
 
   // ---- (b) rows written per send ----
@@ -198,6 +238,7 @@ export async function runSizeScaling(ctx) {
     raw16,
     shed,
     rowsApi,
+    samples,
     rows,
     rawRowsPerInsert,
     big,
