@@ -33,7 +33,7 @@ process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
  * settings for a variant (vitest.sharded.config.ts runs the conversation
  * suites again with a tiny shard threshold, so small tests take the sharded paths).
  */
-export function workersConfig(overrides: Record<string, string> = {}, include = ["test/**/*.test.ts"]): ViteUserConfig {
+export function workersConfig(overrides: Record<string, string> = {}, include = ["test/**/*.test.ts"], exclude: string[] = []): ViteUserConfig {
   return defineConfig({
     plugins: [
       sqlAsText(),
@@ -57,6 +57,7 @@ export function workersConfig(overrides: Record<string, string> = {}, include = 
             METRICS_FLUSH_MS: "0",
             // Low enough that test/operations.test.ts can provoke shedding with one burst.
             ADMISSION_PAGE_ROWS_PER_SECOND: "5000",
+            NOTIFY_POKES_PER_SECOND: "2000",
             ...fakeProviders.bindings,
             ...overrides,
           },
@@ -67,6 +68,7 @@ export function workersConfig(overrides: Record<string, string> = {}, include = 
     envPrefix: ["VITE_", "MODEL_", "HOSTILE_"],
     test: {
       include,
+      exclude: ["**/node_modules/**", ...exclude],
       testTimeout: 30_000,
       // The objects' JSON event lines (tests spy on them) stay out of a passing run's output.
       onConsoleLog: (line) => (line.startsWith('{"event":') ? false : undefined),
@@ -74,4 +76,5 @@ export function workersConfig(overrides: Record<string, string> = {}, include = 
   });
 }
 
-export default workersConfig();
+// test/paced.test.ts needs its own settings (vitest.paced.config.ts).
+export default workersConfig({}, undefined, ["test/paced.test.ts"]);

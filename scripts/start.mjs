@@ -177,6 +177,8 @@ if (webhook !== configuredWebhook) vars.PUSH_WEBHOOK_URL = webhook;
 
 // Browser apps on any local port may call the API, also for a .dev.vars made before that setting existed.
 if (devVars.ALLOWED_ORIGINS === undefined) vars.ALLOWED_ORIGINS = "http://localhost:*,http://127.0.0.1:*";
+// The local pace of large conversations' tick rounds (.dev.vars.example says why), also for an older .dev.vars.
+if (devVars.NOTIFY_POKES_PER_SECOND === undefined) vars.NOTIFY_POKES_PER_SECOND = "100";
 
 const wranglerArgs = wranglerDevArgs({ port, persistTo: PERSIST_DIR, vars });
 

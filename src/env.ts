@@ -49,6 +49,7 @@ export interface Env extends PushSettings {
   MEDIA_TYPES?: string;
   MEDIA_QUOTA_BYTES?: string;
   NOTIFY_FANOUT?: string;
+  NOTIFY_POKES_PER_SECOND?: string;
   LIVE_ROOT_SOCKETS?: string;
   LOG_LEVEL?: string;
   PUSH_COLLAPSE_SECONDS?: string;

@@ -27,9 +27,7 @@
  * then; slower). A finding becomes a fixed test in "model findings" below:
  * `await runSchedule(<the JSON>)`.
  *
- * The Workers pool forwards only VITE_-, MODEL_- and HOSTILE_-prefixed
- * variables into the test runtime (envPrefix in vitest.config.ts); both
- * spellings are read here (MODEL_SEED or VITE_MODEL_SEED, …).
+ * Settings are read by test/model/settings.ts (MODEL_… or VITE_MODEL_…).
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
@@ -38,23 +36,8 @@ import { flush, token, uid } from "./helpers";
 import { DirectDevice } from "./model/direct";
 import { faultStats } from "./model/faults";
 import { runSchedule, ScheduleFailure, stats } from "./model/runner";
+import { intSetting, setting } from "./model/settings";
 import { scheduleArb, type Schedule } from "./model/steps";
-
-const viteEnv = (import.meta as unknown as { env?: Record<string, string | undefined> }).env ?? {};
-const nodeEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
-function setting(name: string): string | undefined {
-  const value = viteEnv[name] ?? viteEnv[`VITE_${name}`] ?? nodeEnv[name] ?? nodeEnv[`VITE_${name}`];
-  return value === undefined || value === "" ? undefined : value;
-}
-function intSetting(name: string, fallback: number): number;
-function intSetting(name: string, fallback: null): number | null;
-function intSetting(name: string, fallback: number | null): number | null {
-  const raw = setting(name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const RUNS = intSetting("MODEL_RUNS", null);
 const BUDGET_MS = intSetting("MODEL_BUDGET_MS", RUNS === null ? 100_000 : 0);
@@ -107,10 +90,8 @@ describe("model-based schedules", () => {
           } catch (err) {
             if (err instanceof ScheduleFailure && !SHRINK) {
               console.error(
-                `model: FAILED seed ${SEED} path ${PATH ?? run} at step ${err.step}; replay with
-` +
-                  `  MODEL_SEED=${SEED} MODEL_PATH=${PATH ?? run} npx vitest run test/model.test.ts   (add MODEL_SHRINK=1 to shrink)
-` +
+                `model: FAILED seed ${SEED} path ${PATH ?? run} at step ${err.step}: ${err.message.split("\n").slice(0, 4).join("\n  ")}\n` +
+                  `replay with\n  MODEL_SEED=${SEED} MODEL_PATH=${PATH ?? run} npx vitest run test/model.test.ts   (add MODEL_SHRINK=1 to shrink)\n` +
                   `  MODEL_SCHEDULE='${JSON.stringify(err.schedule)}' npx vitest run test/model.test.ts`,
               );
             }
@@ -154,9 +135,13 @@ describe("model findings", () => {
    * visible head). Here that is 3, and it stays 3; u0 learns it because the
    * retention batch that moved the floor from 2 to 3 still overlapped u0's
    * interval (retention.ts `enforce`: formerMembersAbove(old floor) get a view).
-   * Without the clamp the row says 4 or 5 (whichever view came last); without
-   * that retention view it stays at 2. The runner checks u0's index after every
-   * step (not only at the sync), so both steps below fail then.
+   * Without that retention view u0's index keeps the floor it was told with
+   * its leave (1). Without the clamp
+   * the next view u0 gets says the plain floor: here u0's read cursor moves
+   * after the floor passed 3 (ConversationDO.cursor re-tells the member), so the
+   * row would say 5. The runner checks u0's index after every step (not only
+   * at the syncs). Checked by mutation (a copy of src/ without each rule): the
+   * minimal schedule fails both ways.
    */
   const SEED_1747240287: Schedule = {
     maxMessages: 1,
@@ -168,6 +153,8 @@ describe("model findings", () => {
       { k: "send", u: 2, d: 0, c: 1, socket: false }, // seq 5, floor 4
       { k: "send", u: 2, d: 1, c: 1, socket: false }, // seq 6, floor 5
       { k: "sync", u: 0, d: 0, limit: 2, full: false }, // step 19 of the seed: floor_seq 3 = min(5, 3)
+      { k: "ack", u: 0, d: 0, c: 1, received: 3, read: 3, socket: false }, // u0 reads: its view is sent now, floor 5 → capped at 3
+      { k: "sync", u: 0, d: 0, limit: 2, full: true },
     ],
   };
   it("seed 1747240287: a former member's floor stops at their leave seq while retention moves on (minimal schedule)", async () => {
@@ -210,6 +197,81 @@ describe("model findings", () => {
     return { alice, bob, conv: created.body.id };
   }
   const send = (d: DirectDevice, conv: string, cmid: string) => d.post<SendResult>(`/v1/conversations/${conv}/messages`, { client_msg_id: cmid, body: { text: cmid } });
+
+  /**
+   * Found by seed 342742388 path 37 (plain config), step 19; fixed in 60dc620.
+   * Receipts exclude the entry's own sender (PROTOCOL.md v1.1), but once
+   * retention removed a `member` entry the conversation no longer knew who wrote
+   * it: src/conversation/receipts.ts `#senderOf` reads `entries`, then the
+   * idempotency table, which held message keys only. So receipts of the
+   * creation entry (seq 1, by u1) counted u1: members 3 instead of 2, read 1
+   * instead of 0. Now member entries keep their actor under a key no client can
+   * use (store.ts `rememberActor`).
+   */
+  it("receipts of a member entry retention removed exclude its sender (seed 342742388)", async () => {
+    await runSchedule({
+      maxMessages: 1,
+      steps: [
+        { k: "send", u: 0, d: 0, c: 1, socket: false }, // seq 2: the floor passes seq 1 (u1 created the conversation)
+        { k: "ack", u: 1, d: 0, c: 1, received: 2, read: 2, socket: false }, // the creator has read it all
+        { k: "receipts", u: 0, d: 0, c: 1, pos: 1 }, // seq 1: members u0, u2 (not u1); delivered 0, read 0
+      ],
+    });
+  });
+
+  /**
+   * Found by a targeted schedule of the `deleteDevice … back` step (no fault
+   * needed). DELETE /v1/devices/d0 drops the device in its UserDO and queues
+   * "forget this device" for each conversation it acked in (src/user/devices.ts
+   * `drop` → `forget`, run by the UserDO alarm). The same device acked again
+   * before that alarm ran: the conversation still had the old row (2), so the
+   * ack did not move it (nor its `updated_at`), and the late forget deleted it;
+   * receipts counted 0 devices where the UserDO said 1. Now a cursor request
+   * from a device with a pending forget in that conversation settles it first,
+   * keeping the new life's cursor (Devices.settle → forgetDevice `keep`).
+   */
+  it("a deleted device that is back before the forget keeps its new cursor in the conversation", async () => {
+    await runSchedule({
+      maxMessages: 4,
+      steps: [
+        { k: "send", u: 1, d: 0, c: 0, socket: false }, // seq 2
+        { k: "ack", u: 0, d: 0, c: 0, received: 2, read: null, socket: false }, // u0/d0 received 2
+        { k: "deleteDevice", u: 0, d: 0, back: true, c: 0 }, // deleted, then back at once: acks 2 again
+        { k: "receipts", u: 1, d: 0, c: 0, pos: 2 }, // delivered to u0's d0
+      ],
+    });
+    // Back with a lower cursor than its old life had: the conversation must say the new one.
+    await runSchedule({
+      maxMessages: 4,
+      steps: [
+        { k: "send", u: 1, d: 0, c: 0, socket: false }, // seq 2
+        { k: "ack", u: 0, d: 0, c: 0, received: 2, read: null, socket: false },
+        { k: "deleteDevice", u: 0, d: 0, back: true, c: 0, at: 1 }, // back, acks 1
+        { k: "receipts", u: 1, d: 0, c: 0, pos: 2 }, // not delivered to u0's d0 in this life
+      ],
+    });
+  });
+
+  /**
+   * Found by seed 1461799564 path 30 (sharded config), step 23: after a
+   * `LIVE.deliver` fault of 6, a socket in a live shard never got the entry.
+   * With LIVE_ROOT_SOCKETS=1 the second socket lives in a LiveShardDO; the
+   * conversation's batch to it failed 6 times in a row and was given up
+   * (src/conversation/live.ts `#deliver`), and nothing brought it back while the
+   * conversation stayed quiet. Now a given-up shard is reconciled by the alarm
+   * (told the head, it fetches what it missed) until that gets through.
+   */
+  it("a live shard's socket gets an entry whose batch failed 6 times, with no further send (seed 1461799564)", async () => {
+    await runSchedule({
+      maxMessages: 4,
+      steps: [
+        { k: "open", u: 0, d: 0, c: 0, after: null }, // kept by the conversation itself
+        { k: "open", u: 1, d: 0, c: 0, after: null }, // handed to a LiveShardDO (sharded config)
+        { k: "fault", target: 5, times: 6, retryable: false }, // the next 6 LIVE.deliver calls fail
+        { k: "send", u: 0, d: 1, c: 0, socket: false }, // seq 2: u1's socket must get it
+      ],
+    });
+  });
 
   it("a retry whose original entry retention already removed is still a duplicate (no second entry)", async () => {
     const { alice, bob, conv } = await pair(2);

@@ -22,6 +22,7 @@ const SHIPPED: Record<string, string> = {
   "user/0003_media.sql": "20027221a4592293a5f995a9acc3223a97bb461dcf15183c2d88f9ae6f4f62ed",
   "user/0004_tickets.sql": "71adf5a60b6742b0c48d4a7e908d3d858071f7eaea6f106dd5e6235751101664",
   "user/0005_derived_index.sql": "203d6f27b58baa374087ce0bba25661e03b4310e8139efc4c70c5deadfcaba50",
+  "user/0006_paced.sql": "2e8194471ca45b0af74b9a0c7dda6ae328ff8bf46ad6dab283b7a27f31fd2943",
   "metrics/0001_init.sql": "e8d67be640a4554c8a02440abc427f5f26ad29c59d1a9283cc83349c4abe65b7",
   "push_gate/0001_init.sql": "07af23fded862ed476e456a58e593e35ed6218f709430e269972291ffc3e500d",
   "live_shard/0001_init.sql": "c7305392758ecd5e1ed5d89c33f8f5ee8a602703ac4746d4e6d5d48ea16d7176",

@@ -15,6 +15,8 @@ export interface Settings {
   push: PushTuning;
   /** Outbound calls one object makes per notification window; the shard tree's width. */
   notifyFanout: number;
+  /** Member pokes per second one large conversation's tree spreads a tick round over (its cost ceiling). */
+  notifyPokesPerSecond: number;
   /** Live sockets a conversation keeps itself; more go to live shard objects. */
   liveRootSockets: number;
   auth: { clockSkewSeconds: number; jwksUrl: string | null };
@@ -89,6 +91,7 @@ function read(env: Env): Settings {
       breakerCooldownMs: numberSetting(env.PUSH_BREAKER_COOLDOWN_SECONDS, 30, 0) * 1000,
     },
     notifyFanout: Math.floor(numberSetting(env.NOTIFY_FANOUT, 100, 2)),
+    notifyPokesPerSecond: numberSetting(env.NOTIFY_POKES_PER_SECOND, 2000, 1),
     liveRootSockets: Math.floor(numberSetting(env.LIVE_ROOT_SOCKETS, 200, 0)),
     auth: {
       clockSkewSeconds: numberSetting(env.AUTH_CLOCK_SKEW_SECONDS, 60, 0),

@@ -16,6 +16,12 @@ export const TUNING = {
   /** Backoff of a targeted (per-member) update that failed. */
   notifyRetryBaseMs: 100,
   notifyRetryMaxMs: 60_000,
+  /** A paced tick round (large conversations) never takes longer than this: the pace rises instead. */
+  notifyMaxRoundMs: 600_000,
+  /** Sync asks paced conversations for the member's exact view: at most this many, each at most once per interval. */
+  syncPullMax: 20,
+  syncPullFreshMs: 1000,
+  syncPullConcurrency: 8,
   /** Senders one notification tick may name; a longer window is split. */
   tickMaxSenders: 500,
 
@@ -30,6 +36,8 @@ export const TUNING = {
   maxFrameBytes: 512 * 1024,
   liveShardSockets: 2000,
   liveShards: 64,
+  /** A live shard whose batch was given up is reconciled by the alarm this often until it answers. */
+  liveReconcileRetryMs: 1000,
   /** Conversations a sync reads timelines from at once. */
   syncTimelineConcurrency: 16,
   /** Receipt frames: at most one per socket per this interval. */
@@ -43,8 +51,9 @@ export const TUNING = {
   mediaReleaseBaseMs: 1000,
   mediaReleaseMaxMs: 60_000,
 
-  /** Conversations told per alarm run to forget a deleted device. */
+  /** Conversations told per alarm run to forget a deleted device; how long a confirmed forget is kept for an ack that raced it. */
   forgetBatch: 100,
+  forgetSettleMs: 10 * 60_000,
 
   /** Outstanding socket tickets per user (oldest dropped). */
   maxTicketsPerUser: 100,

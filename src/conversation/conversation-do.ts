@@ -30,7 +30,7 @@ import { remotePorts, type Ports } from "../usecases/ports";
 import { LiveHub, type LiveBatch } from "./live";
 import { Log } from "./log";
 import { Members } from "./members";
-import { Notifier } from "./notify";
+import { isPaced, Notifier } from "./notify";
 import { visibleRanges } from "./paging";
 import { Receipts } from "./receipts";
 import { notMember, Reads } from "./reads";
@@ -60,25 +60,27 @@ export class ConversationDO extends PlatformObject {
   readonly #reads: Reads;
   readonly #budget: RowBudget;
   readonly #ports: Ports;
-  /** Alarm work and inline drains run one at a time. */
+  /** Alarm work and ticks run one at a time; exact views have their own line, so a long paced round never holds back a join. */
   #serial: Promise<void> = Promise.resolve();
+  #viewsSerial: Promise<void> = Promise.resolve();
   readonly #router = IttyRouter().get("/live", (req) => this.#openLive(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, CONVERSATION_MIGRATIONS);
     const meta = () => this.#meta!;
     const transaction = <T>(fn: () => T): T => ctx.storage.transactionSync(fn);
-    const fanout = settings(env).notifyFanout;
+    const { notifyFanout: fanout, notifyPokesPerSecond: pokesPerSecond } = settings(env);
     this.#store = new ConversationStore(this.sql);
     this.#log = new Log(this.#store, meta);
     this.#members = new Members(this.#store, meta, this.#log, fanout);
-    this.#views = new Views(this.#store, meta);
-    this.#notifier = new Notifier({ env, store: this.#store, members: this.#members, views: this.#views, alarms: this.alarms, meta, fanout, transaction });
+    this.#views = new Views(this.#store, meta, () => isPaced(meta().member_count, pokesPerSecond));
+    this.#notifier = new Notifier({ env, store: this.#store, members: this.#members, views: this.#views, alarms: this.alarms, meta, fanout, pokesPerSecond, transaction });
     this.#retention = new Retention(env, this.#store, meta, transaction);
     this.#signals = new DeliverySignals(env, this.#store, meta, transaction);
     this.#budget = new RowBudget(settings(env).admission.pageRowsPerSecond);
     this.#live = new LiveHub({
       ctx, env, store: this.#store, meta, log: this.#log, members: this.#members, budget: this.#budget,
+      wake: (at) => this.alarms.atOrBefore(at),
       countUnavailable: (who, gaps, intervals) => this.#signals.unavailable(who, gaps, intervals),
     });
     this.#receipts = new Receipts(this.#store, meta, (frames) => this.#live.receipts(frames));
@@ -259,10 +261,11 @@ export class ConversationDO extends PlatformObject {
   }
 
   /** A device was deleted or expired: its cursor leaves the mirror (receipts stop counting it). */
-  async forgetDevice(user: string, device: string, deletedAt: number): Promise<Result<null>> {
+  async forgetDevice(user: string, device: string, deletedAt: number, keep: number | null = null): Promise<Result<null>> {
     this.#ready();
     if (!this.#meta) return ok(null);
-    this.#store.forgetDevice(user, device, deletedAt);
+    this.ctx.storage.transactionSync(() => this.#store.forgetDevice(user, device, deletedAt, keep, Date.now()));
+    this.#receipts.changed();
     return ok(null);
   }
 
@@ -359,7 +362,8 @@ export class ConversationDO extends PlatformObject {
   protected override async onAlarm(): Promise<void> {
     await this.#serialize(async () => {
       if (!this.#meta) return;
-      await this.#notifier.run({ tick: true });
+      await this.#exactViews();
+      await this.#notifier.tick();
       let more = false;
       for (let i = 0; i < TUNING.retentionBatchesPerAlarm; i++) {
         more = this.#retention.enforce(Date.now());
@@ -375,11 +379,16 @@ export class ConversationDO extends PlatformObject {
   // ---- internals ----
 
   /** Delivers what is due now (views; the tick too when `tick`), then sets the next wake-up. */
-  #drain(tick: boolean): Promise<void> {
-    return this.#serialize(async () => {
-      await this.#notifier.run({ tick });
-      await this.#reschedule(false);
-    });
+  async #drain(tick: boolean): Promise<void> {
+    await this.#exactViews();
+    if (tick) await this.#serialize(() => this.#notifier.tick());
+    await this.#reschedule(false);
+  }
+
+  #exactViews(): Promise<void> {
+    const run = this.#viewsSerial.then(() => this.#notifier.views());
+    this.#viewsSerial = run.catch(() => undefined);
+    return run;
   }
 
   #serialize(job: () => Promise<void>): Promise<void> {
@@ -397,6 +406,7 @@ export class ConversationDO extends PlatformObject {
       this.#notifier.dueAt(now) ?? Infinity,
       retentionBacklog ? now : (this.#retention.dueAt(now) ?? Infinity),
       this.#store.nextMediaRelease() ?? Infinity,
+      this.#live.reconcileDueAt(now) ?? Infinity,
     );
     if (due !== Infinity) await this.alarms.atOrBefore(Math.max(due, now));
   }

@@ -49,6 +49,8 @@ export interface LiveDeps {
   log: Log;
   members: Members;
   budget: RowBudget;
+  /** Sets an alarm no later than `at` (a shard to reconcile). */
+  wake: (at: number) => Promise<void>;
   /** Counts retention gaps a device was told about (the "unavailable" signal). */
   countUnavailable: (who: SocketIdentity, gaps: readonly Gap[], intervals: readonly Range[]) => void;
 }
@@ -67,6 +69,8 @@ export class LiveHub {
   readonly #lastForward = new Map<number, number>();
   /** Shards told about the head since this object started (the others are reconciled by the alarm). */
   readonly #reconciled = new Set<number>();
+  /** Shards whose batch was given up: reconciled by the alarm until one attempt gets through. */
+  readonly #gaveUp = new Set<number>();
 
   constructor(private readonly d: LiveDeps) {}
 
@@ -197,11 +201,17 @@ export class LiveHub {
         try {
           await call(this.d.env.LIVE, this.#shardName(shard), "deliver", { conversation_id: this.d.meta().id, from_seq: head + 1, entries: [], removed: [] });
           this.#reconciled.add(shard);
+          this.#gaveUp.delete(shard);
         } catch (err) {
           log("live_reconcile_failed", { shard, error: String(err) });
         }
       }),
     );
+  }
+
+  /** When the alarm must reconcile shards whose batch was given up, or null. */
+  reconcileDueAt(now: number): number | null {
+    return this.#gaveUp.size > 0 ? now + TUNING.liveReconcileRetryMs : null;
   }
 
   #shardName(shard: number): string {
@@ -263,7 +273,13 @@ export class LiveHub {
       }
     } catch (err) {
       log("live_deliver_failed", { shard, attempt, error: String(err) });
-      if (attempt >= 5) return; // the shard fetches what it missed with the next batch (or reconcile)
+      if (attempt >= 5) {
+        // Given up: the alarm reconciles the shard (it fetches what it missed) until that gets through.
+        this.#gaveUp.add(shard);
+        this.#reconciled.delete(shard);
+        await this.d.wake(Date.now() + TUNING.liveReconcileRetryMs);
+        return;
+      }
       await new Promise((r) => setTimeout(r, backoffMs(attempt, 50, 2000)));
       await this.#deliver(shard, batch, attempt + 1);
     }

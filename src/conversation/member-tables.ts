@@ -123,9 +123,20 @@ export class MemberTables {
     return moved > 0;
   }
 
-  /** Forgets a device deleted at `deletedAt`; a cursor it set after that (it came back) stays. */
-  forgetDevice(user: string, device: string, deletedAt: number): void {
-    this.sql.run("DELETE FROM device_cursors WHERE user_id = ? AND device_id = ? AND updated_at <= ?", user, device, deletedAt);
+  /**
+   * Forgets a device deleted at `deletedAt`; a cursor it set after that (it came back) stays.
+   * `keep`: the device is back and its UserDO holds this cursor for it now, which replaces the old life's
+   * (stamped after the deletion, so a plain forget still on its way spares it).
+   */
+  forgetDevice(user: string, device: string, deletedAt: number, keep: number | null, now: number): void {
+    if (keep === null) this.sql.run("DELETE FROM device_cursors WHERE user_id = ? AND device_id = ? AND updated_at <= ?", user, device, deletedAt);
+    else {
+      this.sql.run(
+        `INSERT INTO device_cursors (user_id, device_id, received, active, updated_at) VALUES (?, ?, ?, coalesce((SELECT active FROM members WHERE user_id = ?), 0), ?)
+         ON CONFLICT (user_id, device_id) DO UPDATE SET received = excluded.received, updated_at = excluded.updated_at`,
+        user, device, keep, user, Math.max(now, deletedAt + 1),
+      );
+    }
     this.sql.run(
       "UPDATE members SET max_received = coalesce((SELECT max(received) FROM device_cursors WHERE user_id = ?), 0) WHERE user_id = ?",
       user, user,

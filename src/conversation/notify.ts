@@ -38,7 +38,19 @@ export interface NotifierDeps {
   alarms: AlarmScheduler;
   meta: () => Meta;
   fanout: number;
+  /** The tree spreads a tick round at this many member pokes per second (settings.notifyPokesPerSecond). */
+  pokesPerSecond: number;
   transaction: <T>(fn: () => T) => T;
+}
+
+/**
+ * A conversation whose tick round takes longer than a sync's freshness
+ * interval at `pokesPerSecond` is paced: its leaves spread their pokes over the
+ * round (the per-window cost stays at the pace however large it grows), and a
+ * member's sync asks it for an exact view instead of waiting for the round.
+ */
+export function isPaced(members: number, pokesPerSecond: number): boolean {
+  return (members * 1000) / pokesPerSecond > TUNING.syncPullFreshMs;
 }
 
 export class Notifier {
@@ -80,14 +92,18 @@ export class Notifier {
     return oldest === Infinity ? 0 : Math.max(0, now - oldest);
   }
 
-  /**
-   * One round: exact views for due members, then a tick if the head or floor
-   * moved. `tick: false` skips the tick (a large conversation's membership
-   * request answers after the changed members' views and leaves the tick to the alarm).
-   */
-  async run(opts: { tick: boolean }): Promise<void> {
-    await this.#views(Date.now());
-    if (opts.tick && this.dirty) await this.#tick();
+  /** Exact views for the members due one (joins, leaves, failed or stale pokes). */
+  views(): Promise<void> {
+    return this.#views(Date.now());
+  }
+
+  /** A tick to every current member if the head or floor moved; a paced round takes up to notifyMaxRoundMs. */
+  async tick(): Promise<void> {
+    if (this.dirty) await this.#tick();
+  }
+
+  get paced(): boolean {
+    return isPaced(this.d.meta().member_count, this.d.pokesPerSecond);
   }
 
   /** Leaves of the notification tree (≤ 1: the conversation pokes its members itself). */
@@ -185,6 +201,7 @@ export class Notifier {
       floor_messages: m.floor_mcount,
       senders: [...users].map((u) => [u, store.ownAt(u, head)]),
       floor_senders: m.floor_senders,
+      ...(this.paced ? { paced: true as const } : {}),
     };
   }
 
@@ -227,12 +244,15 @@ export class Notifier {
   async #send(tick: Tick, node: TreeNode, leaves: number, versions: Map<number, number>, out: FanoutResult): Promise<void> {
     const F = this.d.fanout;
     const [first, end] = leavesUnder(node, leaves, F);
+    const members = this.d.meta().member_count;
     const order = {
       conversation_id: tick.conversation_id,
       node,
       tick,
       leaves,
       fanout: F,
+      // The round's pace, split over the leaves; never so slow that a round outlasts notifyMaxRoundMs.
+      leafPokesPerSecond: tick.paced ? Math.max(this.d.pokesPerSecond, (members * 1000) / TUNING.notifyMaxRoundMs) / leaves : null,
       versions: Array.from({ length: end - first }, (_, i) => versions.get(first + i) ?? 0),
     };
     try {

@@ -13,6 +13,7 @@ export class Views {
   constructor(
     private readonly store: ConversationStore,
     private readonly meta: () => Meta,
+    private readonly paced: () => boolean,
   ) {}
 
   /** [M, S_user] at `seq`, for seq at or above the floor (below it, the floor's). */
@@ -61,6 +62,7 @@ export class Views {
       membership: active ? "member" : "left",
       member_seq: last.to_seq ?? last.from_seq,
       intervals,
+      ...(this.paced() ? { paced: true as const } : {}),
     };
   }
 }

@@ -7,7 +7,7 @@
  */
 import { TUNING } from "../config/tuning";
 import type { Env } from "../env";
-import { forEachLimited } from "../platform/concurrency";
+import { forEachLimited, forEachPaced } from "../platform/concurrency";
 import { log } from "../platform/log";
 import { PlatformObject } from "../platform/object";
 import { call } from "../platform/rpc";
@@ -22,6 +22,8 @@ export interface TickOrder {
   fanout: number;
   /** Member-list versions of the leaves under `node`, from its first leaf. */
   versions: number[];
+  /** A paced round: each leaf starts at most this many pokes per second (null: all at once). */
+  leafPokesPerSecond: number | null;
 }
 
 /** Who must get an exact view: single members, and whole leaves whose call failed. */
@@ -43,7 +45,7 @@ export class NotifyShardDO extends PlatformObject {
     if (order.node.level > 0) return this.#forward(order);
     const users = await this.#leafMembers(order.conversation_id, order.node.index, order.versions[0] ?? 0);
     const retry: string[] = [];
-    await forEachLimited(users, TUNING.notifyConcurrency, async (user) => {
+    await forEachPaced(users, order.leafPokesPerSecond ?? Infinity, TUNING.notifyConcurrency, async (user) => {
       try {
         if ((await call(this.env.USERS, user, "applyTick", user, order.tick)) === "stale") retry.push(user);
       } catch (err) {

@@ -47,6 +47,8 @@ export interface MemberView {
   member_seq: number;
   /** Intervals that still hold entries above the floor. */
   intervals: ViewInterval[];
+  /** Ticks reach this member paced over a round (a large conversation): a device's sync asks for a view instead of waiting. */
+  paced?: true;
 }
 
 /**
@@ -70,6 +72,8 @@ export interface Tick {
   senders: [string, number][];
   /** `[user, S_u(floor)]` for users whose messages retention removed since the previous tick. */
   floor_senders: [string, number][];
+  /** As in MemberView. */
+  paced?: true;
 }
 
 /** What applying a tick did for one member: `stale` asks the conversation for an exact view. */

@@ -25,6 +25,8 @@ export interface ConversationState {
   intervals: ViewInterval[];
   last_activity_at: number | null;
   last_sender: SenderRef | null;
+  /** Ticks come paced: sync pulls an exact view. */
+  paced: boolean;
 }
 
 export function fromView(v: MemberView): ConversationState {
@@ -39,6 +41,7 @@ export function fromView(v: MemberView): ConversationState {
     intervals: v.intervals,
     last_activity_at: v.last_activity_at,
     last_sender: v.last_sender,
+    paced: v.paced === true,
   };
 }
 
@@ -52,6 +55,7 @@ export function mergeView(s: ConversationState | null, v: MemberView): Conversat
   return {
     ...s,
     tick: Math.max(s.tick, v.tick),
+    paced: next.paced,
     head: headNewer ? next.head : s.head,
     last_activity_at: headNewer ? next.last_activity_at : s.last_activity_at,
     last_sender: headNewer ? next.last_sender : s.last_sender,
@@ -78,6 +82,7 @@ export function mergeTick(s: ConversationState | null, user: string, t: Tick): C
   return {
     ...s,
     tick: Math.max(s.tick, t.tick),
+    paced: t.paced === true,
     head: headNewer ? { seq: t.head_seq, counts: [t.head_messages, own(t.senders, s.head.counts[1])] } : s.head,
     last_activity_at: headNewer ? t.last_activity_at : s.last_activity_at,
     last_sender: headNewer ? t.last_sender : s.last_sender,

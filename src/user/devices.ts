@@ -52,13 +52,34 @@ export class Devices {
     return oldest === null ? Infinity : oldest + this.ttlMs;
   }
 
+  /**
+   * A device that is back acked conversations that may not have forgotten its
+   * old life yet, or did so while this ack was on its way: those set the cursor
+   * it has in this life (a plain forget would lose a re-ack that did not raise
+   * the old row).
+   */
+  async settle(user: string, device: string, conversations: readonly string[]): Promise<void> {
+    for (const conv of conversations) {
+      const deletedAt = this.store.forgetOf(conv, device);
+      if (deletedAt === null) continue;
+      try {
+        const res = await call(this.env.CONVERSATIONS, conv, "forgetDevice", user, device, deletedAt, this.store.received(device, conv));
+        if (!res.ok) throw new Error(res.message);
+        this.store.dropForget(conv, device);
+      } catch (err) {
+        log("device_forget_failed", { conversation: conv, device, error: String(err) });
+      }
+    }
+  }
+
   /** Tells conversations to forget removed devices; returns when the next retry is due. */
   async forget(user: string, now: number): Promise<number> {
+    this.store.sweepForgets(now);
     for (const f of this.store.dueForgets(now, TUNING.forgetBatch)) {
       try {
         const res = await call(this.env.CONVERSATIONS, f.conversation_id, "forgetDevice", user, f.device_id, f.deleted_at);
         if (!res.ok) throw new Error(res.message);
-        this.store.doneForget(f.conversation_id, f.device_id);
+        this.store.doneForget(f.conversation_id, f.device_id, now, now + TUNING.forgetSettleMs);
       } catch (err) {
         this.store.retryForget(f.conversation_id, f.device_id, now + TUNING.notifyRetryBaseMs + backoffMs(f.attempts, TUNING.notifyRetryBaseMs, TUNING.notifyRetryMaxMs));
         log("device_forget_failed", { conversation: f.conversation_id, device: f.device_id, error: String(err) });

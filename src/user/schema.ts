@@ -4,6 +4,7 @@ import v2 from "../../migrations/user/0002_push.sql";
 import v3 from "../../migrations/user/0003_media.sql";
 import v4 from "../../migrations/user/0004_tickets.sql";
 import v5 from "../../migrations/user/0005_derived_index.sql";
+import v6 from "../../migrations/user/0006_paced.sql";
 
 export const USER_MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: v1 },
@@ -11,4 +12,5 @@ export const USER_MIGRATIONS: readonly Migration[] = [
   { version: 3, sql: v3 },
   { version: 4, sql: v4 },
   { version: 5, sql: v5 },
+  { version: 6, sql: v6 },
 ];

@@ -27,6 +27,7 @@ export type IndexRow = {
   last_sender_user: string | null;
   last_sender_device: string | null;
   change_pos: number;
+  paced: number;
 };
 
 export type DeviceRow = {
@@ -53,6 +54,7 @@ export function stateOf(r: IndexRow): ConversationState {
     intervals: JSON.parse(r.intervals) as ViewInterval[],
     last_activity_at: r.last_activity_at,
     last_sender: r.last_sender_user !== null && r.last_sender_device !== null ? { user: r.last_sender_user, device: r.last_sender_device } : null,
+    paced: r.paced === 1,
   };
 }
 
@@ -98,19 +100,29 @@ export class UserStore {
   saveConversation(id: string, s: ConversationState, unread: number, pos: number): void {
     this.sql.run(
       `INSERT INTO conversations (conversation_id, epoch, tick, head_seq, head_m, head_s, floor_seq, floor_m, floor_s, read_seq, read_m, read_s,
-         unread, membership, member_seq, intervals, last_activity_at, last_sender_user, last_sender_device, change_pos)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         unread, membership, member_seq, intervals, last_activity_at, last_sender_user, last_sender_device, change_pos, paced)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (conversation_id) DO UPDATE SET epoch = excluded.epoch, tick = excluded.tick,
          head_seq = excluded.head_seq, head_m = excluded.head_m, head_s = excluded.head_s,
          floor_seq = excluded.floor_seq, floor_m = excluded.floor_m, floor_s = excluded.floor_s,
          read_seq = excluded.read_seq, read_m = excluded.read_m, read_s = excluded.read_s,
          unread = excluded.unread, membership = excluded.membership, member_seq = excluded.member_seq, intervals = excluded.intervals,
          last_activity_at = excluded.last_activity_at, last_sender_user = excluded.last_sender_user,
-         last_sender_device = excluded.last_sender_device, change_pos = excluded.change_pos`,
+         last_sender_device = excluded.last_sender_device, change_pos = excluded.change_pos, paced = excluded.paced`,
       id, s.epoch, s.tick, s.head.seq, s.head.counts[0], s.head.counts[1], s.floor.seq, s.floor.counts[0], s.floor.counts[1],
       s.read.seq, s.read.counts[0], s.read.counts[1], unread, s.membership, s.member_seq, JSON.stringify(s.intervals),
-      s.last_activity_at, s.last_sender?.user ?? null, s.last_sender?.device ?? null, pos,
+      s.last_activity_at, s.last_sender?.user ?? null, s.last_sender?.device ?? null, pos, s.paced ? 1 : 0,
     );
+  }
+
+  /** Paced conversations the user is a member of, most recently active first. */
+  pacedConversations(limit: number): string[] {
+    return this.sql
+      .all<{ conversation_id: string }>(
+        "SELECT conversation_id FROM conversations WHERE paced = 1 AND membership = 'member' ORDER BY last_activity_at DESC LIMIT ?",
+        limit,
+      )
+      .map((r) => r.conversation_id);
   }
 
   /** Rows changed after `pos`, in change order. */
@@ -245,18 +257,32 @@ export class UserStore {
     for (const c of conversations) {
       this.sql.run(
         `INSERT INTO device_forget (conversation_id, device_id, deleted_at) VALUES (?, ?, ?)
-         ON CONFLICT (conversation_id, device_id) DO UPDATE SET deleted_at = excluded.deleted_at`,
+         ON CONFLICT (conversation_id, device_id) DO UPDATE SET deleted_at = excluded.deleted_at, attempts = 0, next_at = 0, done_at = NULL`,
         c, device, now,
       );
     }
   }
 
   dueForgets(now: number, limit: number): { conversation_id: string; device_id: string; deleted_at: number; attempts: number }[] {
-    return this.sql.all("SELECT conversation_id, device_id, deleted_at, attempts FROM device_forget WHERE next_at <= ? LIMIT ?", now, limit);
+    return this.sql.all("SELECT conversation_id, device_id, deleted_at, attempts FROM device_forget WHERE done_at IS NULL AND next_at <= ? LIMIT ?", now, limit);
   }
 
-  doneForget(conversation: string, device: string): void {
+  /** The deletion time of a forget queued or recently confirmed for the device in the conversation. */
+  forgetOf(conversation: string, device: string): number | null {
+    return this.sql.first<{ deleted_at: number }>("SELECT deleted_at FROM device_forget WHERE conversation_id = ? AND device_id = ?", conversation, device)?.deleted_at ?? null;
+  }
+
+  /** Confirmed: kept until `keepUntil` for a racing ack (Devices.settle), then swept. */
+  doneForget(conversation: string, device: string, now: number, keepUntil: number): void {
+    this.sql.run("UPDATE device_forget SET done_at = ?, next_at = ? WHERE conversation_id = ? AND device_id = ?", now, keepUntil, conversation, device);
+  }
+
+  dropForget(conversation: string, device: string): void {
     this.sql.run("DELETE FROM device_forget WHERE conversation_id = ? AND device_id = ?", conversation, device);
+  }
+
+  sweepForgets(now: number): void {
+    this.sql.run("DELETE FROM device_forget WHERE done_at IS NOT NULL AND next_at <= ?", now);
   }
 
   retryForget(conversation: string, device: string, nextAt: number): void {

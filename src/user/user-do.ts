@@ -24,6 +24,7 @@ import { Cursors, type CursorInput } from "./cursors";
 import { DeviceQueue, type ToDeviceInput } from "./device-queue";
 import { Devices } from "./devices";
 import { Inbox } from "./inbox";
+import { PacedPull } from "./pull";
 import { PushDecisions } from "./push";
 import { USER_MIGRATIONS } from "./schema";
 import { UserStore } from "./store";
@@ -59,6 +60,7 @@ export class UserDO extends PlatformObject {
   readonly #push: PushDecisions;
   readonly #media: MediaOwner;
   readonly #tickets: TicketStore;
+  readonly #pull: PacedPull;
   readonly #router = IttyRouter().get("/inbox", (req) => this.#openInbox(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -74,6 +76,7 @@ export class UserDO extends PlatformObject {
     this.#push = new PushDecisions(env, this.#store, this.#inbox, s.push, transaction);
     this.#media = new MediaOwner(env, this.sql, transaction);
     this.#tickets = new TicketStore(this.sql);
+    this.#pull = new PacedPull(env, this.#store, this.#index, transaction);
   }
 
   // ---- devices ----
@@ -130,6 +133,8 @@ export class UserDO extends PlatformObject {
 
   async sync(device: string, since: string | undefined, limit: number): Promise<Result<SyncResponse>> {
     this.ready();
+    const user = this.#store.meta().user_id;
+    if (user !== null) await this.#after(user, await this.#pull.run(user), null);
     const res = this.#index.sync(device, since, limit);
     if (!res.ok) return res;
     await this.#touch(device);
@@ -150,7 +155,9 @@ export class UserDO extends PlatformObject {
     this.ready();
     await this.#touch(device);
     const { response, applied } = this.ctx.storage.transactionSync(() => this.#cursors.apply(device, inputs, receivedNamed, readNamed));
-    await this.#after(inputs[0]?.check.view.user ?? "", applied, device);
+    const user = inputs[0]?.check.view.user ?? "";
+    await this.#devices.settle(user, device, inputs.filter((i) => i.check.received !== null).map((i) => i.conversation_id));
+    await this.#after(user, applied, device);
     this.#flushMetrics();
     return ok(response);
   }

@@ -63,11 +63,29 @@ function runOne(job) {
     };
     const args = ["vitest", "run", ...(job.config === "sharded" ? ["-c", "vitest.sharded.config.ts"] : []), "test/model.test.ts", "-t", "random schedules"];
     const t0 = Date.now();
-    const child = spawn("npx", args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group, so a process that hangs (seen once after a failure, in the pool's teardown) can be stopped whole.
+    const child = spawn("npx", args, { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let out = "";
+    let failedAt = null;
+    const stop = () => {
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    };
+    const deadline = setTimeout(stop, RUNS * 20_000 + 300_000);
+    const watch = setInterval(() => {
+      // "✓ test/model.test.ts (…)" / "❯ …": the file's result; what follows is teardown (which has hung in the pool).
+      if (failedAt === null && (out.includes("model: FAILED") || /[✓❯]\S* test\/model\.test\.ts/.test(out.replace(/\x1b\[[0-9;]*m/g, "")))) failedAt = Date.now();
+      // The failure (or vitest's final summary) is printed; give it a minute, then stop a process that does not exit.
+      if (failedAt !== null && Date.now() - failedAt > 60_000) stop();
+    }, 1000);
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (out += d));
     child.on("close", (code) => {
+      clearTimeout(deadline);
+      clearInterval(watch);
       const log = join(LOGS, `${job.config}-round${job.round}-seed${job.seed}.log`);
       writeFileSync(log, out);
       // eslint-disable-next-line no-control-regex
@@ -79,12 +97,14 @@ function runOne(job) {
       totals.steps += summary ? Number(summary[2]) : 0;
       totals.checks += summary ? Number(summary[3]) : 0;
       const secs = Math.round((Date.now() - t0) / 1000);
-      if (code === 0) {
+      // A process stopped after vitest printed a clean summary passed all the same.
+      const passed = code === 0 || (/✓ test\/model\.test\.ts/.test(plain) && !/model: FAILED|Failed Tests/.test(plain));
+      if (passed) {
         console.log(`  ok    ${job.config.padEnd(7)} round ${job.round} seed ${job.seed}: ${schedules} schedules in ${secs} s`);
       } else {
         const failure = plain.match(/model: FAILED seed (-?\d+) path (\S+) at step (\d+)/);
         const schedule = plain.match(/MODEL_SCHEDULE='(\{.*?\})'/);
-        const cause = plain.match(/Caused by: Error: (step \d+\/\d+[^\n]*\n[^\n]*)/);
+        const cause = plain.match(/Caused by: Error: (step \d+\/\d+[^\n]*\n[^\n]*)/) ?? plain.match(/model: FAILED [^\n]*?: (step \d+\/\d+[^\n]*\n[^\n]*)/);
         totals.failed.push({ ...job, log, path: failure?.[2] ?? "?", step: failure?.[3] ?? "?", schedule: schedule?.[1] ?? null, cause: cause?.[1] ?? `exit ${code}` });
         console.log(`  FAIL  ${job.config.padEnd(7)} round ${job.round} seed ${job.seed} path ${failure?.[2] ?? "?"} (${secs} s): ${(cause?.[1] ?? `exit ${code}`).split("\n").join(" | ")}`);
       }

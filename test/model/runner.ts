@@ -44,6 +44,7 @@ import type {
   SyncResponse,
 } from "../../src/protocol/types";
 import type { ConversationDO } from "../../src/conversation/conversation-do";
+import { nodeName } from "../../src/fanout/tree";
 import { fromView, unreadOf } from "../../src/user/conversation-state";
 import { token, uid } from "../helpers";
 import { TestSocket, type Frame } from "../sockets";
@@ -140,6 +141,8 @@ export class World {
   /** Users whose UserDO still owes conversations a "forget this device" call. */
   readonly forgetting = new Set<string>();
   readonly trace: string[] = [];
+  /** What the runner is waiting for (named in a hang report). */
+  phase = "";
   #n = 0;
 
   private constructor(users: string[], devices: Device[][]) {
@@ -188,6 +191,7 @@ export class World {
   async apply(step: Step): Promise<void> {
     stats.steps += 1;
     this.trace.push(JSON.stringify(step));
+    this.phase = `step ${step.k}`;
     switch (step.k) {
       case "send":
         return this.#send(step.u, step.d, step.c, `k${++this.#n}`, step.socket);
@@ -217,11 +221,12 @@ export class World {
       case "receipts":
         return this.#receipts(step);
       case "deleteDevice":
-        return this.#deleteDevice(step.u, step.d);
+        return this.#deleteDevice(step.u, step.d, step.back === true ? { c: step.c ?? 0, at: step.at ?? null } : null);
       case "fault": {
         const t = FAULT_TARGETS[step.target % FAULT_TARGETS.length]!;
+        const times = ((step.times - 1) % t.maxTimes) + 1;
         stats.faultsArmed += 1;
-        armFault(t.binding, t.method, ((step.times - 1) % t.maxTimes) + 1, step.retryable);
+        armFault(t.binding, t.method, times, step.retryable);
         return;
       }
       case "crash":
@@ -569,7 +574,7 @@ export class World {
     same({ status: res.status, body: res.body }, { status: 200, body: conv.receipts(seq) }, what);
   }
 
-  async #deleteDevice(u: number, d: number): Promise<void> {
+  async #deleteDevice(u: number, d: number, back: { c: number; at: number | null } | null): Promise<void> {
     const dev = this.dev(u, d);
     const res = await dev.delete<unknown>(`/v1/devices/${dev.device}`);
     stats.requests += 1;
@@ -581,6 +586,10 @@ export class World {
     // The phone is gone; if it comes back it is a new device with no sync state.
     this.views.delete(`${u}/${d}`);
     this.forgetting.add(dev.user);
+    // Back at once: its first ack races the conversations forgetting the old cursor (the UserDO alarm).
+    if (back === null) return;
+    const head = this.convs[back.c]!.head;
+    await this.#ackHttp(dev, back.c, back.at === null ? head : back.at % (head + 1), null);
   }
 
   /**
@@ -600,7 +609,10 @@ export class World {
       () => false,
     );
     if (step.delay > 0) await sleep(step.delay * 5);
-    await this.#evict(step.scope, step.c, step.u);
+    // Not abortAllDurableObjects() here (see #abortEach).
+    if (step.scope === "all") await this.#abortEach();
+    else await this.#evict(step.scope, step.c, step.u);
+    this.phase = "waiting for the interrupted drain";
     if (!(await drain)) {
       await runInDurableObject(stub(), async (_obj, state) => {
         if ((await state.storage.getAlarm()) === null) await state.storage.setAlarm(Date.now());
@@ -608,8 +620,45 @@ export class World {
     }
   }
 
+  /**
+   * `ctx.abort()` for the conversations, their notification tree nodes and
+   * their live shards, in the middle of a drain. Not abortAllDurableObjects(),
+   * and not the UserDOs as well: aborting the tree's leaves together with the
+   * UserDOs they are poking leaves the pool unable to end the test file (the
+   * tests pass, the process never exits; @cloudflare/vitest-pool-workers
+   * 0.15.1, sharded config). The `user` scope kills a UserDO mid-drain instead.
+   */
+  async #abortEach(): Promise<void> {
+    stats.evictions += 1;
+    this.phase = "aborting every object";
+    const abort = (stub: DurableObjectStub) => runInDurableObject(stub, (_obj, state) => state.abort("model: evicted")).catch(() => undefined);
+    const stubs: DurableObjectStub[] = [];
+    for (const conv of this.convs) {
+      const shape = await runInDurableObject(rawStub("CONVERSATIONS", conv.id) as DurableObjectStub<ConversationDO>, async (obj, state) => {
+        const st = await obj.stats();
+        const shards = state.storage.sql.exec<{ shard: number }>("SELECT shard FROM live_shards").toArray().map((r) => r.shard);
+        return { fanout: st.ok ? st.value.notify.fanout : 0, leaves: st.ok ? st.value.notify.leaves : 0, shards };
+      });
+      stubs.push(rawStub("CONVERSATIONS", conv.id));
+      for (const shard of shape.shards) stubs.push(rawStub("LIVE", `${conv.id}/live/${shard}`));
+      if (shape.leaves > 1) {
+        // Every node of the tree (src/fanout/tree.ts): level 0 are the leaves, each level above F times fewer.
+        for (let level = 0, width = shape.leaves; ; level++, width = Math.ceil(width / shape.fanout)) {
+          for (let index = 0; index < width; index++) stubs.push(rawStub("NOTIFY", nodeName(conv.id, shape.fanout, { level, index })));
+          if (width <= shape.fanout) break;
+        }
+      }
+    }
+    for (const [i, user] of this.users.entries()) if (i !== STRANGER && this.convs.some((c) => c.everMember(user))) stubs.push(rawStub("USERS", user));
+    // One after the other, callers before callees (see above).
+    for (const stub of stubs) await abort(stub);
+    for (const s of this.sockets.values()) s.evicted = true;
+    await installFaults(this.convs[0]!.id);
+  }
+
   async #evict(scope: EvictScope, c: number, u: number): Promise<void> {
     stats.evictions += 1;
+    this.phase = `evicting (${scope})`;
     const conv = this.convs[c]!;
     const abort = async (stub: DurableObjectStub) => {
       await runInDurableObject(stub, (_obj, state) => state.abort("model: evicted")).catch(() => undefined);
@@ -649,6 +698,7 @@ export class World {
 
   /** Runs the conversation's alarm until no member is owed a view or a tick (retries wait out their backoff). */
   async #drainConversation(id: string): Promise<void> {
+    this.phase = `draining ${id}`;
     const stub = rawStub("CONVERSATIONS", id);
     const deadline = Date.now() + 20_000;
     for (;;) {
@@ -671,12 +721,13 @@ export class World {
 
   /** Runs a UserDO's alarm until every conversation forgot its deleted devices. */
   async #drainForgets(user: string): Promise<void> {
+    this.phase = `draining device forgets of ${user}`;
     const stub = rawStub("USERS", user);
     const deadline = Date.now() + 20_000;
     for (;;) {
       await runDurableObjectAlarm(stub);
       const left = await runInDurableObject(stub, (_obj, state) =>
-        state.storage.sql.exec<{ n: number; next: number | null }>("SELECT count(*) AS n, min(next_at) AS next FROM device_forget").one(),
+        state.storage.sql.exec<{ n: number; next: number | null }>("SELECT count(*) AS n, min(next_at) AS next FROM device_forget WHERE done_at IS NULL").one(),
       );
       if (Number(left.n) === 0) return;
       if (Date.now() > deadline) throw new Error(`${user} did not finish forgetting devices in 20 s: ${JSON.stringify(left)}`);
@@ -687,6 +738,7 @@ export class World {
   async #snapshot(c: number): Promise<Snapshot> {
     stats.requests += 1;
     const conv = this.convs[c]!;
+    this.phase = `snapshot of ${conv.id}`;
     const snap = await runInDurableObject(rawStub("CONVERSATIONS", conv.id) as DurableObjectStub<ConversationDO>, async (obj, state) => {
       const sql = state.storage.sql;
       const rows = sql.exec<{ user_id: string; active: number; read_seq: number }>("SELECT user_id, active, read_seq FROM members ORDER BY user_id").toArray();
@@ -770,6 +822,7 @@ export class World {
   async #checkIndexes(): Promise<void> {
     for (const [i, user] of this.users.entries()) {
       if (i === STRANGER || !this.convs.some((c) => c.everMember(user))) continue;
+      this.phase = `index of ${user}`;
       const snap: IndexSnapshot = await runInDurableObject(rawStub("USERS", user), (_obj, state) => {
         const sql = state.storage.sql;
         return {
@@ -828,6 +881,7 @@ export class World {
   async #checkSocket(s: OpenSocket): Promise<void> {
     const ws = s.ws;
     const conv = this.convs[s.conv]!;
+    this.phase = `live socket ${s.user}/${s.device} on ${conv.id}`;
     try {
       await ws.until(() => ws.seqs().length >= s.expected.length || (s.evicted && ws.closed !== null), 5000);
     } catch {
@@ -908,17 +962,33 @@ export class ScheduleFailure extends Error {
   }
 }
 
-/** Runs one schedule; on failure the error names the step, the schedule up to that step (JSON) and the cause. */
+/** `p`, or an error naming what the world was waiting for after `ms`. */
+async function within<T>(ms: number, phase: () => string, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} hung for ${ms / 1000} s, waiting on: ${phase()}`)), ms);
+  });
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs one schedule; on failure the error names the step, the schedule up to
+ * that step (JSON) and the cause.
+ */
 export async function runSchedule(schedule: Schedule): Promise<void> {
   stats.schedules += 1;
-  const w = await World.create(schedule);
+  const w = await within(60_000, () => "creating the conversations", "the set-up", World.create(schedule));
   try {
     for (const [i, step] of schedule.steps.entries()) {
       try {
         const a0 = Date.now();
-        await w.apply(step);
+        await within(60_000, () => w.phase, "the step", w.apply(step));
         stats.applyMs += Date.now() - a0;
-        await w.checkAll();
+        await within(120_000, () => w.phase, "the checks after the step", w.checkAll());
       } catch (err) {
         const upTo: Schedule = { ...schedule, steps: schedule.steps.slice(0, i + 1) };
         throw new ScheduleFailure(

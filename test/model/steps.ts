@@ -32,11 +32,20 @@ export type Step =
   | { k: "attachments"; c: number }
   /** GET …/receipts?seq=pos folded into 0..head+1. */
   | { k: "receipts"; u: number; d: number; c: number; pos: number }
-  /** DELETE /v1/devices/:id (a lost phone); the device may come back later as a new one. */
-  | { k: "deleteDevice"; u: number; d: number }
+  /**
+   * DELETE /v1/devices/:id (a lost phone); the device may come back later as a
+   * new one. `back`: it comes back at once (same token) and acks conversation
+   * `c` up to `at` folded into 0..head (absent: the head), while its
+   * conversations may still be forgetting it.
+   */
+  | { k: "deleteDevice"; u: number; d: number; back?: boolean; c?: number; at?: number }
   /** The next `times` object-to-object calls of FAULT_TARGETS[target] fail. */
   | { k: "fault"; target: number; times: number; retryable: boolean }
-  /** A send, then its notification drain starts and objects die `delay`×5 ms into it. */
+  /**
+   * A send, then its notification drain starts and objects die `delay`×5 ms
+   * into it: `all` = the conversations with their tree nodes and live shards,
+   * `conv` = that conversation, `user` = one UserDO, `live` = its live shards.
+   */
   | { k: "crash"; u: number; d: number; c: number; scope: EvictScope; delay: number };
 
 export type EvictScope = "all" | "conv" | "user" | "live";
@@ -133,7 +142,7 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant("evict" as const), scope, c: conv, u: user }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("attachments" as const), c: conv }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant("receipts" as const), u: anyone, d: device, c: conv, pos }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant("deleteDevice" as const), u: user, d: device }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("deleteDevice" as const), u: user, d: device, back: fc.boolean(), c: conv, at: pos }) },
   {
     weight: 3,
     arbitrary: fc.record({
