@@ -327,8 +327,14 @@ describe("client sockets", () => {
     const c = client(bob, new MemoryStorage(), { onEntries: rec.onEntries, socketFactory: fetchSocketFactory(selfFetch), inbox: true });
     const pokes: number[] = [];
     c.on("poke", (p) => pokes.push(p.head_seq));
+    let inboxOpen = false;
+    c.on("socket", (s) => {
+      if (s.conversationId === null) inboxOpen = s.open;
+    });
     await c.start();
     await c.whenIdle();
+    // A poke is a hint to open inbox sockets only: the send waits until the inbox is open.
+    await until(() => inboxOpen);
     await alice.sendOk(conv, "poke me");
     await flush(conv);
     await until(() => pokes.length > 0 && c.conversation(conv)?.head_seq === 3);

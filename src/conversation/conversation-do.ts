@@ -409,6 +409,7 @@ export class ConversationDO extends PlatformObject {
       this.#live.reconcileDueAt(now) ?? Infinity,
     );
     if (due !== Infinity) await this.alarms.atOrBefore(Math.max(due, now));
+    else await this.alarms.none();
   }
 
   #ready(): Result<Meta> {
