@@ -124,7 +124,8 @@ export function outPath(name) {
  */
 export async function startServer(prefix, { pushReceiver = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
-  const vars = {};
+  // Pages served from another local origin (the cross-origin test) may call the API.
+  const vars = { ALLOWED_ORIGINS: "http://localhost:*,http://127.0.0.1:*" };
   let receiver = null;
   let server = null;
   let stopped = false;
@@ -219,13 +220,13 @@ export function watchPage(page) {
  * panel, the device's log, page errors (`errors`) and everything `watchPage`
  * collects (`problems`).
  */
-export async function openDevice(browser, base, { user, device, conv, peers = [], page: pageSize = 100, receiver = "off", viewport } = {}) {
+export async function openDevice(browser, base, { user, device, conv, peers = [], page: pageSize = 100, receiver = "off", viewport, api: apiOrigin } = {}) {
   const context = await browser.newContext(viewport ? { viewport } : {});
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (err) => errors.push(String(err)));
   const problems = watchPage(page);
-  const q = new URLSearchParams({ conv, devices: `${user}:${device}`, peers: peers.join(","), page: String(pageSize), receiver: String(receiver) });
+  const q = new URLSearchParams({ conv, devices: `${user}:${device}`, peers: peers.join(","), page: String(pageSize), receiver: String(receiver), ...(apiOrigin ? { api: apiOrigin } : {}) });
   const href = `${base}/?${q}`;
   const load = async () => {
     await page.goto(href);
@@ -344,9 +345,9 @@ export function deviceDriver(page, { user, device }) {
 }
 
 /** alice/phone and bob/laptop of a `newConversation`, each on its own page, both online; `close()` closes both. */
-export async function openPair(browser, base, { conv, alice, bob }) {
-  const A = await openDevice(browser, base, { user: alice, device: "phone", conv, peers: [bob] });
-  const B = await openDevice(browser, base, { user: bob, device: "laptop", conv, peers: [alice] });
+export async function openPair(browser, base, { conv, alice, bob, api: apiOrigin }) {
+  const A = await openDevice(browser, base, { user: alice, device: "phone", conv, peers: [bob], api: apiOrigin });
+  const B = await openDevice(browser, base, { user: bob, device: "laptop", conv, peers: [alice], api: apiOrigin });
   const close = async () => {
     await A.context.close();
     await B.context.close();

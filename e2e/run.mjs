@@ -56,6 +56,55 @@ test("B offline (context.setOffline), A sends 20; B back online gets all 20 once
   }
 });
 
+/** The demo's static files from a second origin (localhost:<other port>): a browser app that is not served by the Worker. */
+async function staticOrigin() {
+  const { createServer } = await import("node:http");
+  const { readFile } = await import("node:fs/promises");
+  const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".ico": "image/x-icon", ".map": "application/json" };
+  const server = createServer(async (req, res) => {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    const file = path === "/" ? "index.html" : path.slice(1);
+    if (file.includes("..")) return void res.writeHead(400).end();
+    try {
+      const body = await readFile(join(ROOT, "public", file));
+      res.writeHead(200, { "content-type": types[file.slice(file.lastIndexOf("."))] ?? "application/octet-stream" }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { origin: `http://localhost:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+test("a page on another origin (CORS): B offline, A sends 5; B back online gets all 5 once and in order", async ({ browser, url, http }) => {
+  const site = await staticOrigin();
+  const { conv, alice, bob } = await newConversation(http, "e2ecors");
+  const { A, B, close } = await openPair(browser, site.origin, { conv, alice, bob, api: url });
+  try {
+    assert(!url.startsWith(site.origin), `the page (${site.origin}) and the API (${url}) are different origins`);
+    await B.context.setOffline(true);
+    await B.waitStatus("offline");
+    const texts = Array.from({ length: 5 }, (_, i) => `cross ${i + 1}`);
+    for (const t of texts) await A.type(t);
+    await waitFor("A: 5 confirmed", async () => {
+      const s = await A.snap();
+      return s.outbox === 0 && s.texts.length === 5 && s.pending.length === 0;
+    });
+    await B.context.setOffline(false);
+    await waitFor("B: 5 messages", async () => (await B.snap()).texts.length >= 5);
+    await sleep(500);
+    const s = await B.snap();
+    assertEqual(s.texts, texts, "B has all 5, once, in order");
+    assertEqual(s.duplicates, 0, "no duplicate deliveries on B");
+    assertEqual([...A.errors, ...B.errors], [], "no page errors");
+    // Offline requests fail on purpose; a CORS refusal or an error status would show here.
+    assertEqual([...A.problems, ...B.problems].filter((p) => /CORS|Access-Control|HTTP [45]\d\d/.test(p)), [], "no CORS refusals or error responses");
+  } finally {
+    await close();
+    await site.close();
+  }
+});
+
 test("B sends 5 while offline, reloads, comes online: each appears once on both sides", async ({ browser, url, http }) => {
   const { conv, alice, bob } = await newConversation(http, "e2e2");
   const { A, B, close } = await openPair(browser, url, { conv, alice, bob });

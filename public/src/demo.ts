@@ -11,7 +11,8 @@
  * opens; default "demo"), devices ("user:device,…"), peers (the other members
  * when the page shows one user), page (SDK page size), receiver (the push
  * receiver's port; default this page's port + 2, as `npm start` runs it;
- * "off" = none). Tokens come from POST /dev/token (DEV_MODE only).
+ * "off" = none), api (the API origin when the page is served from another one;
+ * default this page's). Tokens come from POST /dev/token (DEV_MODE only).
  */
 import {
   HttpError,
@@ -116,6 +117,8 @@ export interface DemoSnapshot {
 }
 
 const params = new URLSearchParams(location.search);
+// The API's origin: this page's, or `api=` for a page served from another origin (CORS, ALLOWED_ORIGINS).
+const apiBase = params.get("api") ?? location.origin;
 const conv = params.get("conv") ?? "demo";
 const pageSize = Number(params.get("page") ?? "100");
 const deviceSpecs = (params.get("devices") ?? "alice:phone,bob:laptop")
@@ -128,7 +131,7 @@ const pushesUrl = /^\d{1,5}$/.test(receiverPort) ? `${location.protocol}//${loca
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 async function devToken(user: string, device: string): Promise<string> {
-  const res = await fetch("/dev/token", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user, device }) });
+  const res = await fetch(`${apiBase}/dev/token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user, device }) });
   if (!res.ok) throw new Error(`POST /dev/token: ${res.status} (is DEV_MODE=true in .dev.vars?)`);
   return ((await res.json()) as { token: string }).token;
 }
@@ -192,7 +195,7 @@ async function createDevice(user: string, device: string, peers: string[], root:
   };
 
   const client = new OfflineClient({
-    baseUrl: location.origin,
+    baseUrl: apiBase,
     token,
     storage,
     pageSize: Number.isInteger(pageSize) && pageSize > 0 ? Math.min(pageSize, 500) : 100,
@@ -689,7 +692,7 @@ async function createDevice(user: string, device: string, peers: string[], root:
     if (client.conversation(id)?.membership !== "member") return;
     membersAsked.add(id);
     try {
-      const res = await fetch(`/v1/conversations/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${session.token}` } });
+      const res = await fetch(`${apiBase}/v1/conversations/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${session.token}` } });
       if (!res.ok) throw new Error(String(res.status));
       members.set(id, ((await res.json()) as { members: string[] }).members);
       view.render();
@@ -995,7 +998,7 @@ let conversationThere = false;
  */
 async function ensureConversation(client: OfflineClient, token: string, peers: string[]): Promise<void> {
   if (conversationThere || client.conversation(conv)) return;
-  const res = await fetch("/v1/sync?limit=500", { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(`${apiBase}/v1/sync?limit=500`, { headers: { authorization: `Bearer ${token}` } });
   if (res.ok && ((await res.json()) as SyncResponse).conversations.some((c) => c.id === conv)) {
     conversationThere = true;
     return;
