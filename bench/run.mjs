@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,peerdirect,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS]`
+ * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,peerdirect,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS] [-- --storm-devices=N]`
  *
  * One run, side by side: starts the product's `wrangler dev` (own process group,
  * temp state, push pointed at a local webhook receiver), the reference limit's
@@ -39,6 +39,8 @@ const srcArg = argv.find((a) => a.startsWith("--src="));
 const srcRef = srcArg ? srcArg.slice(6) : process.env.BENCH_SRC || null;
 // Seconds the size scenario may spend growing its biggest conversation past 10,000 members (default: full 180, quick 30).
 const sizeBudgetArg = argv.find((a) => a.startsWith("--size-budget="));
+// P3's device count (default 2,000; quick 200): one local workerd holds about 2,000 SQLite objects (BENCHMARKS.md).
+const stormArg = argv.find((a) => a.startsWith("--storm-devices="));
 const sizeGrowBudgetSeconds = sizeBudgetArg ? Number(sizeBudgetArg.slice(14)) : undefined;
 const outDir = join(ROOT, "bench", "results");
 const started = Date.now();
@@ -180,7 +182,7 @@ async function main() {
     runId: Math.random().toString(36).slice(2, 8),
     concurrency: 50,
     retryCompress: 0.1,
-    stormDevices: quick ? 200 : 2000,
+    stormDevices: stormArg ? Number(stormArg.slice(16)) : quick ? 200 : 2000,
     fanoutSockets: quick ? 200 : 1000,
     recovery: { clients: 200, messages: 50, repeats: quick ? 3 : 5 },
     sizeGrowBudgetSeconds,

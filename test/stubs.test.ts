@@ -58,5 +58,8 @@ describe("withRetry", () => {
     expect(isRetryable(platformError({ retryable: true, overloaded: true }))).toBe(false);
     expect(isRetryable("nope")).toBe(false);
     expect(isOverloaded(platformError({ overloaded: true }))).toBe(true);
+    // SQLite out of memory (a local workerd past its objects' shared heap): 503 overloaded, not 500.
+    expect(isOverloaded(new Error("out of memory: SQLITE_NOMEM"))).toBe(true);
+    expect(isOverloaded(new Error("bug"))).toBe(false);
   });
 });

@@ -18,8 +18,18 @@ export function isRetryable(err: unknown): boolean {
   return e.retryable === true && e.overloaded !== true;
 }
 
+/**
+ * An object too busy to answer (the platform's `overloaded`), or one whose SQLite
+ * ran out of memory (the process's heap is shared by its objects: a local
+ * workerd past ~2,000 open objects): either way, later, not a bug.
+ */
 export function isOverloaded(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as PlatformError).overloaded === true;
+  if (typeof err !== "object" || err === null) return false;
+  return (err as PlatformError).overloaded === true || isStorageOutOfMemory(err);
+}
+
+export function isStorageOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && err.message.includes("SQLITE_NOMEM");
 }
 
 export async function withRetry<S, T>(makeStub: () => S, call: (stub: S) => Promise<T>): Promise<T> {

@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { errorResponse, internalErrorResponse, type ErrorExtra } from "../platform/errors";
 import { log } from "../platform/log";
-import { isOverloaded } from "../platform/rpc";
+import { isOverloaded, isStorageOutOfMemory } from "../platform/rpc";
 import type { ErrorCode, Failure, Result } from "../protocol/errors";
 
 export class ApiError extends Error {
@@ -49,7 +49,10 @@ export function handleError(err: unknown, c: Context): Response {
     const code = STATUS_CODES[err.status] ?? (err.status < 500 ? "invalid_request" : undefined);
     if (code) return errorResponse(code, err.message || code);
   }
-  if (isOverloaded(err)) return errorResponse("overloaded", "a Durable Object is overloaded; retry later");
+  if (isOverloaded(err)) {
+    if (isStorageOutOfMemory(err)) log("storage_out_of_memory", { method: c.req.method, path: c.req.path }, "error");
+    return errorResponse("overloaded", "a Durable Object is overloaded; retry later");
+  }
   log("unhandled_error", { method: c.req.method, path: c.req.path, error: String(err), stack: err instanceof Error ? err.stack : undefined }, "error");
   return internalErrorResponse();
 }
