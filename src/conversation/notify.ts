@@ -143,6 +143,8 @@ export class Notifier {
     }
     const failed = new Set<string>();
     const sent = [...direct.map((v) => v.user)];
+    // A paced conversation's views share its pace (a 1,000-member join wakes 1,000 UserDOs), split over the leaves they go to.
+    const viewRate = this.paced && byLeaf.size > 0 ? this.d.pokesPerSecond / byLeaf.size : null;
     await Promise.all([
       forEachLimited(direct, TUNING.notifyConcurrency, async (view) => {
         try {
@@ -157,7 +159,7 @@ export class Notifier {
         sent.push(...views.map((v) => v.user));
         try {
           const name = nodeName(this.d.meta().id, F, { level: 0, index: leaf });
-          for (const user of await call(this.d.env.NOTIFY, name, "views", this.d.meta().id, views)) failed.add(user);
+          for (const user of await call(this.d.env.NOTIFY, name, "views", this.d.meta().id, views, viewRate)) failed.add(user);
         } catch (err) {
           for (const v of views) failed.add(v.user);
           log("view_leaf_failed", { conversation: this.d.meta().id, leaf, error: String(err) });

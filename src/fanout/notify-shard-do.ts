@@ -7,7 +7,7 @@
  */
 import { TUNING } from "../config/tuning";
 import type { Env } from "../env";
-import { forEachLimited, forEachPaced } from "../platform/concurrency";
+import { forEachPaced } from "../platform/concurrency";
 import { log } from "../platform/log";
 import { PlatformObject } from "../platform/object";
 import { call } from "../platform/rpc";
@@ -56,11 +56,11 @@ export class NotifyShardDO extends PlatformObject {
     return { retry, failedLeaves: [] };
   }
 
-  /** Exact views for members of this leaf; returns the users whose UserDO did not confirm. */
-  async views(conversationId: string, views: MemberView[]): Promise<string[]> {
+  /** Exact views for members of this leaf, at most `perSecond` started per second (null: at once); returns the users whose UserDO did not confirm. */
+  async views(conversationId: string, views: MemberView[], perSecond: number | null = null): Promise<string[]> {
     this.ready();
     const failed: string[] = [];
-    await forEachLimited(views, TUNING.notifyConcurrency, async (view) => {
+    await forEachPaced(views, perSecond ?? Infinity, TUNING.notifyConcurrency, async (view) => {
       try {
         const res = await call(this.env.USERS, view.user, "applyView", view);
         if (!res.ok) failed.push(view.user);
