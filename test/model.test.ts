@@ -273,6 +273,18 @@ describe("model findings", () => {
     });
   });
 
+  /**
+   * Found by the nightly run, seed 745403645 path 42 (sharded config), step 18
+   * (and seed 1735287234 path 24 the same way): a `send` frame on a socket held
+   * by a LiveShardDO got no reply at all. The shard accepted sockets and pushed
+   * entries to them but had no frame handler, so sends and acks on every socket
+   * past the conversation's own (LIVE_ROOT_SOCKETS) were dropped silently. Now
+   * the shard answers them through the same use cases (socket-frames.ts).
+   */
+  it("a send frame on a socket held by a live shard is answered (seed 745403645)", async () => {
+    await runSchedule({"maxMessages": 1, "crowd": 2, "steps": [{"k": "deleteDevice", "u": 1, "d": 1, "back": false, "c": 1, "at": 17}, {"k": "send", "u": 0, "d": 0, "c": 0, "socket": true}, {"k": "fault", "target": 4, "times": 6, "retryable": true}, {"k": "fault", "target": 3, "times": 2, "retryable": true}, {"k": "member", "u": 2, "d": 0, "c": 0, "target": 3, "add": false}, {"k": "retry", "u": 2, "d": 0, "c": 0, "pick": 47, "socket": true, "crossConversation": true}, {"k": "page", "u": 0, "d": 1, "c": 1, "backward": true, "pos": null, "limit": 2, "badEpoch": true}, {"k": "open", "u": 0, "d": 1, "c": 0, "after": 9}, {"k": "send", "u": 2, "d": 0, "c": 0, "socket": false}, {"k": "page", "u": 3, "d": 1, "c": 1, "backward": true, "pos": 34, "limit": 3, "badEpoch": false}, {"k": "retry", "u": 2, "d": 1, "c": 1, "pick": 14, "socket": false, "crossConversation": true}, {"k": "retry", "u": 2, "d": 1, "c": 0, "pick": 48, "socket": true, "crossConversation": true}, {"k": "open", "u": 1, "d": 1, "c": 0, "after": 10}, {"k": "fault", "target": 0, "times": 5, "retryable": true}, {"k": "page", "u": 1, "d": 1, "c": 0, "backward": true, "pos": null, "limit": 1, "badEpoch": false}, {"k": "evict", "scope": "user", "c": 0, "u": 0}, {"k": "sync", "u": 1, "d": 0, "limit": 1, "full": true, "timeline": 2}, {"k": "retry", "u": 1, "d": 1, "c": 0, "pick": 10, "socket": true, "crossConversation": false}]});
+  });
+
   it("a retry whose original entry retention already removed is still a duplicate (no second entry)", async () => {
     const { alice, bob, conv } = await pair(2);
     const first = await send(alice, conv, "once");

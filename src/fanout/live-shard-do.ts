@@ -9,6 +9,8 @@
  */
 import type { LiveBatch } from "../conversation/live";
 import { SHARD_HEADERS } from "../conversation/live";
+import { handleFrame } from "../conversation/socket-frames";
+import { remotePorts } from "../usecases/ports";
 import type { Env } from "../env";
 import { log } from "../platform/log";
 import { PlatformObject } from "../platform/object";
@@ -28,6 +30,7 @@ export class LiveShardDO extends PlatformObject {
   #last: number | null = null;
   /** Sockets still catching up, with the frames that arrived for them meanwhile. */
   readonly #catching = new Map<WebSocket, Queued[]>();
+  readonly #ports = remotePorts(this.env);
   /** Batches apply one at a time, in seq order. */
   #chain: Promise<void> = Promise.resolve();
 
@@ -50,11 +53,18 @@ export class LiveShardDO extends PlatformObject {
     const head = (JSON.parse(hello) as { head_seq: number }).head_seq;
     if (this.#last === null) this.#setLast(head);
     const upTo = this.#last!;
-    return acceptSocket(this.ctx, who, [`u:${who.user}`], (ws) => {
+    return acceptSocket(this.ctx, who, [`u:${who.user}`, `c:${conversation}`], (ws) => {
       sendFrame(ws, hello);
       this.#catching.set(ws, []);
       void this.#catchUp(ws, conversation, after, upTo);
     });
+  }
+
+  /** A socket held here sends and acks through the same use cases as the conversation's own sockets. */
+  protected override async onMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const tag = this.ctx.getTags(ws).find((t) => t.startsWith("c:"));
+    if (!tag) return void closeSocket(ws, 1011, "unknown socket");
+    await handleFrame(ws, message, this.#ports, tag.slice(2));
   }
 
   async #catchUp(ws: WebSocket, conversation: string, after: number, upTo: number): Promise<void> {
