@@ -61,13 +61,13 @@ export const conversationStatsSchema = z
     members: count,
     live_sockets: count,
     outbox_pending: count,
-    oldest_undelivered_ms: z.number().min(0),
-    notify_lag_ms: z.number().min(0),
+    oldest_undelivered_ms: z.number().min(0).describe("age of the oldest entry some current member's device has not received (the oldest-undelivered signal)"),
+    notify_lag_ms: z.number().min(0).describe("age of the oldest change some member's index has not confirmed (notification lag)"),
     expired_total: count,
     unavailable_total: count,
     retention: z.object({ max_age_seconds: z.number().int().optional(), max_messages: z.number().int().optional() }),
     sends_total: count,
-    rows_written_sends_total: count,
+    rows_written_sends_total: count.describe("SQLite rows the sends wrote (the cost model: divide by sends_total)"),
     notify: z.object({ tick: count, leaves: count, fanout: count }),
   })
   .meta({ id: "ConversationStats" });
