@@ -62,13 +62,7 @@ export class Devices {
     for (const conv of conversations) {
       const deletedAt = this.store.forgetOf(conv, device);
       if (deletedAt === null) continue;
-      try {
-        const res = await call(this.env.CONVERSATIONS, conv, "forgetDevice", user, device, deletedAt, this.store.received(device, conv));
-        if (!res.ok) throw new Error(res.message);
-        this.store.dropForget(conv, device);
-      } catch (err) {
-        log("device_forget_failed", { conversation: conv, device, error: String(err) });
-      }
+      if (await this.#tell(user, conv, device, deletedAt, this.store.received(device, conv))) this.store.dropForget(conv, device);
     }
   }
 
@@ -76,15 +70,24 @@ export class Devices {
   async forget(user: string, now: number): Promise<number> {
     this.store.sweepForgets(now);
     for (const f of this.store.dueForgets(now, TUNING.forgetBatch)) {
-      try {
-        const res = await call(this.env.CONVERSATIONS, f.conversation_id, "forgetDevice", user, f.device_id, f.deleted_at);
-        if (!res.ok) throw new Error(res.message);
+      if (await this.#tell(user, f.conversation_id, f.device_id, f.deleted_at, null)) {
         this.store.doneForget(f.conversation_id, f.device_id, now, now + TUNING.forgetSettleMs);
-      } catch (err) {
+      } else {
         this.store.retryForget(f.conversation_id, f.device_id, now + TUNING.notifyRetryBaseMs + backoffMs(f.attempts, TUNING.notifyRetryBaseMs, TUNING.notifyRetryMaxMs));
-        log("device_forget_failed", { conversation: f.conversation_id, device: f.device_id, error: String(err) });
       }
     }
     return this.store.nextForget() ?? Infinity;
+  }
+
+  /** One conversation forgets the device's old life (keeping `keep`, this life's cursor, when given); false when it did not confirm. */
+  async #tell(user: string, conv: string, device: string, deletedAt: number, keep: number | null): Promise<boolean> {
+    try {
+      const res = await call(this.env.CONVERSATIONS, conv, "forgetDevice", user, device, deletedAt, keep);
+      if (!res.ok) throw new Error(res.message);
+      return true;
+    } catch (err) {
+      log("device_forget_failed", { conversation: conv, device, error: String(err) });
+      return false;
+    }
   }
 }
