@@ -6,9 +6,19 @@
  * NOTIFY_FANOUT=2 and 4 pokes per second, so 6 members are paced (1.5 s a
  * round) and each 2-member leaf pokes its second member ≥ 0.75 s after the first.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { nodeName } from "../src/fanout/tree";
 import { forEachPaced } from "../src/platform/concurrency";
-import { Device, flush, outboxSize, pokes, sleep, uid } from "./helpers";
+import { Device, flush, outboxSize, pokes, sleep, testEnv, uid, userStub } from "./helpers";
+
+/** The head a member's UserDO index holds for `conv`, read in the object (a sync would pull a fresh view). */
+function indexedHead(user: string, conv: string): Promise<number | null> {
+  return runInDurableObject(userStub(user), (_obj, state) => {
+    const row = state.storage.sql.exec<{ head_seq: number }>("SELECT head_seq FROM conversations WHERE conversation_id = ?", conv).toArray()[0];
+    return row?.head_seq ?? null;
+  });
+}
 
 describe("paced tick rounds", () => {
   it("forEachPaced starts item i no sooner than i / perSecond seconds in", async () => {
@@ -55,5 +65,23 @@ describe("paced tick rounds", () => {
     while ((await outboxSize(conv)) > 0) await sleep(50);
     await sleep(1100); // past the pull interval: the next sync asks again
     expect(await reader.syncEntry(conv)).toMatchObject({ head_seq: seqs[3], read: seqs[1], unread: 1 });
+  });
+
+  it("a paced round whose leaves die mid-round still reaches every member's index (no sync needed)", async () => {
+    const owner = await Device.of(uid("owner"));
+    const members = await Promise.all(Array.from({ length: 5 }, () => Device.of(uid("m"))));
+    const conv = await owner.createConversation(members.map((m) => m.user));
+    await flush(conv);
+    const seq = await owner.sendOk(conv, "interrupted");
+    // The round is under way (each leaf's second poke comes ≥ 0.75 s in): every leaf of the tree dies now.
+    await sleep(300);
+    for (let index = 0; index < 3; index++) {
+      const leaf = testEnv.NOTIFY.get(testEnv.NOTIFY.idFromName(nodeName(conv, 2, { level: 0, index })));
+      await runInDurableObject(leaf, (_obj, state) => state.abort("test: leaf evicted mid-round")).catch(() => undefined);
+    }
+    // The conversation retries what the round did not confirm (failed leaves become exact views) until its outbox is empty.
+    for (let i = 0; i < 200 && (await outboxSize(conv)) > 0; i++) await sleep(50);
+    expect(await outboxSize(conv)).toBe(0);
+    for (const m of members) expect(await indexedHead(m.user, conv)).toBe(seq);
   });
 });
