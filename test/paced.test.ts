@@ -10,7 +10,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { nodeName } from "../src/fanout/tree";
 import { forEachPaced } from "../src/platform/concurrency";
-import { Device, flush, outboxSize, pokes, sleep, testEnv, uid, userStub } from "./helpers";
+import { Device, expectError, flush, outboxSize, pokes, sleep, testEnv, uid, userStub } from "./helpers";
 
 /** The head a member's UserDO index holds for `conv`, read in the object (a sync would pull a fresh view). */
 function indexedHead(user: string, conv: string): Promise<number | null> {
@@ -83,5 +83,18 @@ describe("paced tick rounds", () => {
     for (let i = 0; i < 200 && (await outboxSize(conv)) > 0; i++) await sleep(50);
     expect(await outboxSize(conv)).toBe(0);
     for (const m of members) expect(await indexedHead(m.user, conv)).toBe(seq);
+  });
+
+  it("a sync with a malformed checkpoint is refused before it pulls anything", async () => {
+    const owner = await Device.of(uid("owner"));
+    const members = await Promise.all(Array.from({ length: 5 }, () => Device.of(uid("m"))));
+    const conv = await owner.createConversation(members.map((m) => m.user));
+    await flush(conv);
+    const last = members[4]!; // the second member of its leaf: the round reaches it ≥ 0.75 s after the send
+    const before = await indexedHead(last.user, conv);
+    const seq = await owner.sendOk(conv, "not yet");
+    expectError(await last.sync("since=not-a-checkpoint"), 400, "invalid_request");
+    expect(await indexedHead(last.user, conv)).toBe(before);
+    expect(await last.syncEntry(conv)).toMatchObject({ head_seq: seq });
   });
 });

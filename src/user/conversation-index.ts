@@ -43,28 +43,38 @@ export class ConversationIndex {
   }
 
   /**
-   * Conversations changed since `since` (or the whole inbox, newest activity
-   * first, when absent), at most `limit` per page.
+   * Checks a sync request before anything runs for it: a malformed or unknown
+   * checkpoint is refused and the row budget is charged (a refusal changes nothing).
    */
-  sync(device: string, since: string | undefined, limit: number): Result<SyncResponse> {
-    const position = this.store.position();
-    const cp = since === undefined ? { kind: "full" as const, snapshot: position, after: null } : decodeCheckpoint(since);
-    if (cp === null || (cp.kind === "since" ? cp.pos : cp.snapshot) > position) return fail("invalid_request", "unknown or malformed checkpoint");
+  admit(since: string | undefined, limit: number): Result<null> {
+    if (since !== undefined) {
+      const cp = decodeCheckpoint(since);
+      if (cp === null || (cp.kind === "since" ? cp.pos : cp.snapshot) > this.store.position()) return fail("invalid_request", "unknown or malformed checkpoint");
+    }
     // Summaries are cheap (one index row each), so their budget is far larger than history's.
-    const shed = this.budget.admit(limit, "sync");
-    if (shed) return shed;
+    return this.budget.admit(limit, "sync") ?? ok(null);
+  }
+
+  /**
+   * Conversations changed since `since` (or the whole inbox, newest activity
+   * first, when absent), at most `limit` per page. Call after `admit`: a full
+   * sync's snapshot is taken here, so it includes what was applied in between.
+   */
+  list(device: string, since: string | undefined, limit: number): SyncResponse {
+    const position = this.store.position();
+    const cp = since === undefined ? { kind: "full" as const, snapshot: position, after: null } : decodeCheckpoint(since)!;
     if (cp.kind === "since") {
       const rows = this.store.changedSince(device, cp.pos, limit + 1);
       const hasMore = rows.length > limit;
       const page = rows.slice(0, limit);
-      return ok({ checkpoint: encodeCheckpoint(hasMore ? page[page.length - 1]!.change_pos : position), has_more: hasMore, conversations: page.map(summary) });
+      return { checkpoint: encodeCheckpoint(hasMore ? page[page.length - 1]!.change_pos : position), has_more: hasMore, conversations: page.map(summary) };
     }
     const rows = this.store.byActivity(device, cp.snapshot, cp.after, limit + 1);
     const hasMore = rows.length > limit;
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     const checkpoint = hasMore && last ? encodeFullCheckpoint(cp.snapshot, last.last_activity_at ?? 0, last.conversation_id) : encodeCheckpoint(cp.snapshot);
-    return ok({ checkpoint, has_more: hasMore, conversations: page.map(summary) });
+    return { checkpoint, has_more: hasMore, conversations: page.map(summary) };
   }
 
   #save(id: string, prev: IndexRow | undefined, next: ConversationState): Applied | null {

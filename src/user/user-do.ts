@@ -133,10 +133,12 @@ export class UserDO extends PlatformObject {
 
   async sync(device: string, since: string | undefined, limit: number): Promise<Result<SyncResponse>> {
     this.ready();
+    const admitted = this.#index.admit(since, limit);
+    if (!admitted.ok) return admitted;
+    // Paced conversations first, so the listing has their current head.
     const user = this.#store.meta().user_id;
     if (user !== null) await this.#after(user, await this.#pull.run(user), null);
-    const res = this.#index.sync(device, since, limit);
-    if (!res.ok) return res;
+    const res = ok(this.#index.list(device, since, limit));
     await this.#touch(device);
     this.#push.caughtUp(device, true);
     metrics.observe(this.env, "device_backlog_entries", this.#store.backlog(device));
