@@ -73,8 +73,9 @@ export class ConversationDO extends PlatformObject {
     this.#store = new ConversationStore(this.sql);
     this.#log = new Log(this.#store, meta);
     this.#members = new Members(this.#store, meta, this.#log, fanout);
-    this.#views = new Views(this.#store, meta, () => isPaced(meta().member_count, pokesPerSecond));
-    this.#notifier = new Notifier({ env, store: this.#store, members: this.#members, views: this.#views, alarms: this.alarms, meta, fanout, pokesPerSecond, transaction });
+    const paced = () => isPaced(meta().member_count, pokesPerSecond);
+    this.#views = new Views(this.#store, meta, paced);
+    this.#notifier = new Notifier({ env, store: this.#store, members: this.#members, views: this.#views, alarms: this.alarms, meta, fanout, pokesPerSecond, paced, transaction });
     this.#retention = new Retention(env, this.#store, meta, transaction);
     this.#signals = new DeliverySignals(env, this.#store, meta, transaction);
     this.#budget = new RowBudget(settings(env).admission.pageRowsPerSecond);

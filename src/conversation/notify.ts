@@ -40,6 +40,8 @@ export interface NotifierDeps {
   fanout: number;
   /** The tree spreads a tick round at this many member pokes per second (settings.notifyPokesPerSecond). */
   pokesPerSecond: number;
+  /** Whether the conversation is paced now (isPaced of its member count). */
+  paced: () => boolean;
   transaction: <T>(fn: () => T) => T;
 }
 
@@ -102,9 +104,6 @@ export class Notifier {
     if (this.dirty) await this.#tick();
   }
 
-  get paced(): boolean {
-    return isPaced(this.d.meta().member_count, this.d.pokesPerSecond);
-  }
 
   /** Leaves of the notification tree (≤ 1: the conversation pokes its members itself). */
   get leaves(): number {
@@ -144,7 +143,7 @@ export class Notifier {
     const failed = new Set<string>();
     const sent = [...direct.map((v) => v.user)];
     // A paced conversation's views share its pace (a 1,000-member join wakes 1,000 UserDOs), split over the leaves they go to.
-    const viewRate = this.paced && byLeaf.size > 0 ? this.d.pokesPerSecond / byLeaf.size : null;
+    const viewRate = this.d.paced() && byLeaf.size > 0 ? this.d.pokesPerSecond / byLeaf.size : null;
     await Promise.all([
       forEachLimited(direct, TUNING.notifyConcurrency, async (view) => {
         try {
@@ -203,7 +202,7 @@ export class Notifier {
       floor_messages: m.floor_mcount,
       senders: [...users].map((u) => [u, store.ownAt(u, head)]),
       floor_senders: m.floor_senders,
-      ...(this.paced ? { paced: true as const } : {}),
+      ...(this.d.paced() ? { paced: true as const } : {}),
     };
   }
 
