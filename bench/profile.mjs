@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `node bench/profile.mjs send|page|upgrade|insert|rawpage|fanout [seconds] [limit]`: a V8
+ * `node bench/profile.mjs send|page|upgrade|members|insert|rawpage|fanout [seconds] [limit]`: a V8
  * CPU profile of our Worker (and its Durable Objects, same isolate under wrangler
  * dev) while the bench drives one request kind at 50 connections; prints self
  * time by function. `insert` and `rawpage` profile the reference limit instead
@@ -64,8 +64,17 @@ try {
     }
     lat.sort((x, y) => x - y);
     console.log(`fan-out send (1000 sockets, 100 users) HTTP reply p50 ${lat[Math.floor(lat.length / 2)].toFixed(1)} ms`);
+  } else if (kind === "members") {
+    // Growing one conversation by 1,000 new users a request (each a new UserDO), one request at a time.
+    while (Date.now() < until) {
+      const users = Array.from({ length: 1000 }, (_, i) => `pm${n * 1000 + i}`);
+      const t0 = performance.now();
+      const r = await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/members`, token: toks[0], json: { add: users }, timeoutMs: 600_000 });
+      console.log(`add 1,000 members: ${r.status} in ${(performance.now() - t0).toFixed(0)} ms`);
+      n++;
+    }
   }
-  await pool(kind === "fanout" ? 0 : kind.includes("page") ? 1 : 50, 50, async (c) => {
+  await pool(kind === "fanout" || kind === "members" ? 0 : kind.includes("page") ? 1 : 50, 50, async (c) => {
     while (Date.now() < until) {
       const i = n++;
       if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });

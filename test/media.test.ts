@@ -71,6 +71,44 @@ describe("media", () => {
     expect(cached.status).toBe(304);
   });
 
+  it("ranges past the end are 416, suffix and open ranges are 206, a failed If-Match is 412", async () => {
+    const alice = await Device.of(uid("alice"));
+    const data = bytes(1000);
+    const up = await upload(alice, data);
+    const id = up.body.media_id as string;
+    const etag = (await download(alice, id)).headers.get("etag")!;
+
+    const past = await download(alice, id, { range: "bytes=1000-1099" });
+    expect(past.status).toBe(416);
+    expect(past.headers.get("content-range")).toBe("bytes */1000");
+    expect(((await past.json()) as { error: { code: string } }).error.code).toBe("range_not_satisfiable");
+    expect((await download(alice, id, { range: "bytes=-0" })).status).toBe(416);
+
+    const suffix = await download(alice, id, { range: "bytes=-100" });
+    expect(suffix.status).toBe(206);
+    expect(suffix.headers.get("content-range")).toBe("bytes 900-999/1000");
+    expect(new Uint8Array(await suffix.arrayBuffer())).toEqual(data.slice(900));
+    const open = await download(alice, id, { range: "bytes=990-" });
+    expect(open.headers.get("content-range")).toBe("bytes 990-999/1000");
+    expect(new Uint8Array(await open.arrayBuffer())).toEqual(data.slice(990));
+    const clipped = await download(alice, id, { range: "bytes=995-5000" });
+    expect(clipped.headers.get("content-range")).toBe("bytes 995-999/1000");
+    expect(new Uint8Array(await clipped.arrayBuffer())).toEqual(data.slice(995));
+    // Several ranges, or one that does not parse: the whole object (RFC 9110 lets a server ignore Range).
+    for (const range of ["bytes=0-1,5-6", "bytes=x-y", "items=0-1"]) {
+      const whole = await download(alice, id, { range });
+      expect(whole.status).toBe(200);
+      expect((await whole.arrayBuffer()).byteLength).toBe(1000);
+    }
+
+    const stale = await download(alice, id, { "if-match": '"not-the-tag"' });
+    expect(stale.status).toBe(412);
+    expect(((await stale.json()) as { error: { code: string } }).error.code).toBe("precondition_failed");
+    expect((await download(alice, id, { "if-match": etag })).status).toBe(200);
+    expect((await download(alice, id, { "if-match": etag, "if-none-match": etag })).status).toBe(304);
+    expect((await download(alice, id, { "if-match": '"not-the-tag"', "if-none-match": etag })).status).toBe(412);
+  });
+
   it("a non-member and a member who joined after the referencing entry cannot fetch", async () => {
     const alice = await Device.of(uid("alice"));
     const carol = await Device.of(uid("carol"));

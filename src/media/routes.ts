@@ -15,6 +15,7 @@ import type { AppEnv } from "../worker/auth";
 import { ApiError, unwrap } from "../worker/errors";
 import { doc, MEDIA } from "../worker/openapi";
 import { valid } from "../worker/validate";
+import { etagListed, rangeOf } from "./conditions";
 import { mediaKey } from "./keys";
 
 function hex(buf: ArrayBuffer): string {
@@ -78,7 +79,7 @@ export const media = new Hono<AppEnv>()
   .get(
     "/:media_id",
     doc({
-      summary: "Download media if you can see an entry that references it (Range and If-None-Match supported)",
+      summary: "Download media if you can see an entry that references it (Range, If-None-Match and If-Match supported)",
       description: "The owner, and users who can see an entry that references the media under membership history. The body's Content-Type is the one it was uploaded with.",
       tag: "media",
       ok: { status: 200, description: "the bytes", contentType: MEDIA, headers: { ...DOWNLOAD_HEADERS, "Content-Length": LENGTH } },
@@ -95,7 +96,7 @@ export const media = new Hono<AppEnv>()
         },
         { status: 304, description: "not modified (If-None-Match matched), no body", headers: DOWNLOAD_HEADERS },
       ],
-      errors: ["invalid_request", "forbidden", "not_found"],
+      errors: ["invalid_request", "forbidden", "not_found", "precondition_failed", "range_not_satisfiable"],
     }),
     valid("param", z.object({ media_id: mediaId })),
     async (c) => {
@@ -113,7 +114,15 @@ export const media = new Hono<AppEnv>()
         }
         if (!allowed) throw new ApiError("forbidden", "you cannot see an entry that references this media");
       }
-      const object = await c.env.MEDIA.get(mediaKey(id), { range: c.req.raw.headers, onlyIf: c.req.raw.headers });
+      const size = info.attachment.size;
+      const range = rangeOf(c.req.header("range"), size);
+      if (range.kind === "unsatisfiable") {
+        throw new ApiError("range_not_satisfiable", `the range is outside the ${size} bytes`, { headers: { "content-range": `bytes */${size}` } });
+      }
+      const object = await c.env.MEDIA.get(mediaKey(id), {
+        onlyIf: c.req.raw.headers,
+        ...(range.kind === "part" ? { range: { offset: range.offset, length: range.length } } : {}),
+      });
       if (object === null) throw new ApiError("not_found", "no such media");
       const headers = new Headers({
         etag: object.httpEtag,
@@ -123,13 +132,18 @@ export const media = new Hono<AppEnv>()
         "content-type": info.attachment.mime,
         "x-content-sha256": info.attachment.sha256,
       });
-      if (!("body" in object)) return new Response(null, { status: 304, headers });
-      const range = object.range as { offset?: number; length?: number } | undefined;
-      if (range && c.req.header("range")) {
-        const offset = range.offset ?? 0;
-        const length = range.length ?? object.size - offset;
-        headers.set("content-range", `bytes ${offset}-${offset + length - 1}/${object.size}`);
-        headers.set("content-length", String(length));
+      if (!("body" in object)) {
+        // R2 withheld the body: If-None-Match matched (304), or If-Match / If-Unmodified-Since failed (412).
+        const ifMatch = c.req.header("if-match");
+        const ifNoneMatch = c.req.header("if-none-match");
+        if (ifNoneMatch !== undefined && etagListed(ifNoneMatch, object.httpEtag) && (ifMatch === undefined || etagListed(ifMatch, object.httpEtag))) {
+          return new Response(null, { status: 304, headers });
+        }
+        throw new ApiError("precondition_failed", "the media does not match If-Match / If-Unmodified-Since");
+      }
+      if (range.kind === "part") {
+        headers.set("content-range", `bytes ${range.offset}-${range.offset + range.length - 1}/${size}`);
+        headers.set("content-length", String(range.length));
         return new Response(object.body, { status: 206, headers });
       }
       headers.set("content-length", String(object.size));

@@ -11,11 +11,13 @@ export interface ErrorExtra {
   retryAfter?: number;
   /** Overrides the code's usual status (426 for a socket path without an upgrade). */
   status?: number;
+  /** Headers the error needs beside its body (a 416 says the size in Content-Range). */
+  headers?: Record<string, string>;
 }
 
 export function errorResponse(code: ErrorCode, message: string, extra: ErrorExtra = {}): Response {
   const body: ErrorBody = { error: { code, message } };
-  const headers = new Headers({ "content-type": "application/json" });
+  const headers = new Headers({ ...extra.headers, "content-type": "application/json" });
   if (extra.epoch !== undefined) {
     body.error.epoch = extra.epoch;
     body.epoch = extra.epoch;

@@ -6,7 +6,9 @@ export const ERROR_STATUS = {
   not_found: 404,
   conflict: 409,
   epoch_mismatch: 409,
+  precondition_failed: 412,
   payload_too_large: 413,
+  range_not_satisfiable: 416,
   rate_limited: 429,
   overloaded: 503,
 } as const;

@@ -38,7 +38,9 @@ const STATUS_CODES: Record<number, ErrorCode> = {
   403: "forbidden",
   404: "not_found",
   409: "conflict",
+  412: "precondition_failed",
   413: "payload_too_large",
+  416: "range_not_satisfiable",
   429: "rate_limited",
   503: "overloaded",
 };
