@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `node bench/profile.mjs send|page|upgrade|members|insert|rawpage|fanout [seconds] [limit]`: a V8
+ * `node bench/profile.mjs send|page|upgrade|members|healthz|insert|rawpage|fanout [seconds] [limit]`: a V8
  * CPU profile of our Worker (and its Durable Objects, same isolate under wrangler
  * dev) while the bench drives one request kind at 50 connections; prints self
  * time by function. `insert` and `rawpage` profile the reference limit instead
@@ -78,6 +78,7 @@ try {
     while (Date.now() < until) {
       const i = n++;
       if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });
+      else if (kind === "healthz") await request({ base: w.url, agent: a, path: "/healthz" });
       else if (kind === "page") await request({ base: w.url, agent: a, path: `/v1/conversations/${conv}/messages?after=${i % 50}&limit=${limit}`, token: toks[c] });
       else if (kind === "upgrade") {
         // A reconnect: live socket from 50 behind the head, until `live`, then close.
@@ -130,6 +131,25 @@ try {
     const f = node.callFrame;
     const mod = /(?:index|worker)\.js$/.test(f.url) ? where(f.lineNumber + 1).replace(/node_modules\/\.pnpm\/[^/]+\/node_modules\//, "node_modules/") || "(bundle)" : f.url ? "(other script)" : `(native) ${f.functionName}`;
     byModule.set(mod, (byModule.get(mod) ?? 0) + (node.hitCount ?? 0));
+  }
+  // PROFILE_CALLERS="<function name>": who calls it (self samples by calling frame chain), for native frames that name no source.
+  if (process.env.PROFILE_CALLERS) {
+    const parent = new Map();
+    for (const node of p.nodes) for (const child of node.children ?? []) parent.set(child, node);
+    const byId = new Map(p.nodes.map((node) => [node.id, node]));
+    const chains = new Map();
+    for (const node of p.nodes) {
+      if (node.callFrame.functionName !== process.env.PROFILE_CALLERS || !node.hitCount) continue;
+      const names = [];
+      for (let up = parent.get(node.id); up && names.length < 6; up = parent.get(up.id)) {
+        const f = byId.get(up.id).callFrame;
+        names.push(`${f.functionName || "(anonymous)"}:${f.lineNumber + 1}${/(?:index|worker)\.js$/.test(f.url) ? ` [${where(f.lineNumber + 1)}]` : ""}`);
+      }
+      const key = names.join(" < ");
+      chains.set(key, (chains.get(key) ?? 0) + node.hitCount);
+    }
+    console.log(`--- callers of ${process.env.PROFILE_CALLERS} ---`);
+    for (const [k, v] of [...chains].sort((x, y) => y[1] - x[1]).slice(0, 8)) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
   }
   console.log("--- self time by module ---");
   for (const [k, v] of [...byModule].sort((x, y) => y[1] - x[1]).slice(0, 20)) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
