@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/**
+ * `node bench/ab.mjs <refA> <refB|worktree> [kind] [rounds]`: the same request kind against two
+ * versions of the Worker, each in its own wrangler dev, in alternating 5 s bursts at 16 in
+ * flight, so a noisy machine slows both alike; prints each side's median and B ÷ A.
+ * Kinds: send (50-member conversation), healthz. A diagnostic for one change, not a figure.
+ */
+import { agent, bodyOf, must, pool, request, token } from "./lib/client.mjs";
+import { startWrangler, stopAll } from "./lib/services.mjs";
+
+const [refA = "HEAD", refB = "worktree", kind = "send", roundsArg = "5"] = process.argv.slice(2);
+const rounds = Number(roundsArg);
+const sides = [];
+try {
+  for (const ref of [refA, refB]) {
+    const w = await startWrangler({}, { srcRef: ref === "worktree" ? null : ref });
+    const users = Array.from({ length: 50 }, (_, i) => `ab${i}`);
+    const toks = await Promise.all(users.slice(0, 16).map((u, i) => token(u, `d${i}`)));
+    await must({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: "ab", members: users.slice(1) } }, [201]);
+    sides.push({ ref, w, toks, rates: [], n: 0 });
+  }
+  const burst = async (side) => {
+    const a = agent(16);
+    const until = Date.now() + 5000;
+    let n = 0;
+    await pool(16, 16, async (c) => {
+      while (Date.now() < until) {
+        const i = side.n++;
+        const r = kind === "healthz"
+          ? await request({ base: side.w.url, agent: a, path: "/healthz" })
+          : await request({ base: side.w.url, agent: a, method: "POST", path: "/v1/conversations/ab/messages", token: side.toks[c], json: { client_msg_id: `m${i}`, body: bodyOf(200) } });
+        if (r.status < 300) n++;
+      }
+    });
+    a.destroy();
+    return n / 5;
+  };
+  for (const side of sides) await burst(side); // warm-up
+  for (let r = 0; r < rounds; r++) {
+    for (const side of r % 2 ? [...sides].reverse() : sides) side.rates.push(await burst(side));
+    console.log(`round ${r + 1}: ${sides.map((s) => `${s.ref} ${s.rates.at(-1).toFixed(0)}/s`).join(", ")}`);
+  }
+  const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+  const [a, b] = sides.map((s) => median(s.rates));
+  console.log(`${kind}, 16 in flight: ${refA} ${a.toFixed(0)}/s, ${refB} ${b.toFixed(0)}/s, ${refB} ÷ ${refA} = ${(b / a).toFixed(2)}`);
+} finally {
+  await stopAll();
+}
