@@ -253,6 +253,29 @@ describe("model findings", () => {
   });
 
   /**
+   * Found by seed 394295927 path 54 (plain config), step 16/21. The same return
+   * as above, but the conversation's `forgetDevice` failed when the returning
+   * device's ack tried to settle it (a fault of 6, not retryable), so the forget
+   * stayed queued and the UserDO alarm sent it later as a plain forget: the old
+   * row went and the new life's cursor with it (received cursors [u0/d0] where
+   * the UserDO has d0 and d1). Now the alarm's forget keeps the device's current
+   * cursor when it is back, and a kept cursor never lowers one the new life
+   * already raised.
+   */
+  it("a deleted device back while its forget keeps failing keeps its new cursor (seed 394295927)", async () => {
+    await runSchedule({
+      maxMessages: 4,
+      steps: [
+        { k: "send", u: 1, d: 0, c: 0, socket: false }, // seq 2
+        { k: "ack", u: 0, d: 0, c: 0, received: 2, read: null, socket: false }, // the old life's row: 2
+        { k: "fault", target: 7, times: 6, retryable: false }, // CONVERSATIONS.forgetDevice fails 6 times
+        { k: "deleteDevice", u: 0, d: 0, back: true, c: 0, at: 1 }, // back at once with 1: settling fails; then the alarm's forget
+        { k: "receipts", u: 1, d: 0, c: 0, pos: 1 }, // delivered to u0's d0 in this life
+      ],
+    });
+  });
+
+  /**
    * Found by seed 1461799564 path 30 (sharded config), step 23: after a
    * `LIVE.deliver` fault of 6, a socket in a live shard never got the entry.
    * With LIVE_ROOT_SOCKETS=1 the second socket lives in a LiveShardDO; the

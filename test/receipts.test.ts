@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ReceiptCounts } from "../src/protocol/types";
-import { Device, expectError, flush, sendMany, uid } from "./helpers";
+import { convStub, Device, expectError, flush, sendMany, uid } from "./helpers";
 
 async function receipt(dev: Device, conv: string, seq: number): Promise<ReceiptCounts> {
   const res = await dev.get<ReceiptCounts>(`/v1/conversations/${conv}/receipts?seq=${seq}`);
@@ -66,6 +66,24 @@ describe("receipts", () => {
     // A rejoin counts carol again with the cursors she had.
     await alice.members(conv, { add: [carol.user] });
     expect(await receipt(alice, conv, seq)).toMatchObject({ members: 2, delivered: { users: 2, devices: 2 }, read: { users: 2 } });
+  });
+
+  it("a late forget of a device's old life replaces that row but never lowers one its new life raised", async () => {
+    const alice = await Device.of(uid("alice"));
+    const bob = await Device.of(uid("bob"));
+    const conv = await alice.createConversation([bob.user]);
+    const [, second, third] = await sendMany(alice, conv, 3);
+    await bob.cursors({ received: { [conv]: third! } }); // the old life's row
+    const deletedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    // The old life's row goes: the kept cursor replaces it, lower as it is.
+    expect(await convStub(conv).forgetDevice(bob.user, bob.device, deletedAt, second!)).toEqual({ ok: true, value: null });
+    expect(await receipt(alice, conv, third!)).toMatchObject({ delivered: { devices: 0 } });
+    expect(await receipt(alice, conv, second!)).toMatchObject({ delivered: { devices: 1 } });
+    // The new life acked further before a retried forget (with the cursor it read earlier) arrived: kept as raised.
+    await bob.cursors({ received: { [conv]: third! } });
+    await convStub(conv).forgetDevice(bob.user, bob.device, deletedAt, second!);
+    expect(await receipt(alice, conv, third!)).toMatchObject({ delivered: { devices: 1 } });
   });
 
   it("survives retention: the entry is gone, its receipt is not", async () => {

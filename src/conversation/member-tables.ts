@@ -131,10 +131,13 @@ export class MemberTables {
   forgetDevice(user: string, device: string, deletedAt: number, keep: number | null, now: number): void {
     if (keep === null) this.sql.run("DELETE FROM device_cursors WHERE user_id = ? AND device_id = ? AND updated_at <= ?", user, device, deletedAt);
     else {
+      // The old life's row is replaced; a row the new life already raised is never lowered (acks can overtake this call).
       this.sql.run(
         `INSERT INTO device_cursors (user_id, device_id, received, active, updated_at) VALUES (?, ?, ?, coalesce((SELECT active FROM members WHERE user_id = ?), 0), ?)
-         ON CONFLICT (user_id, device_id) DO UPDATE SET received = excluded.received, updated_at = excluded.updated_at`,
-        user, device, keep, user, Math.max(now, deletedAt + 1),
+         ON CONFLICT (user_id, device_id) DO UPDATE SET
+           received = CASE WHEN device_cursors.updated_at > ? THEN max(device_cursors.received, excluded.received) ELSE excluded.received END,
+           updated_at = excluded.updated_at`,
+        user, device, keep, user, Math.max(now, deletedAt + 1), deletedAt,
       );
     }
     this.sql.run(

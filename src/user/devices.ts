@@ -66,11 +66,14 @@ export class Devices {
     }
   }
 
-  /** Tells conversations to forget removed devices; returns when the next retry is due. */
+  /**
+   * Tells conversations to forget removed devices; returns when the next retry is due.
+   * A device that came back while its forget was failing keeps the cursor of its new life.
+   */
   async forget(user: string, now: number): Promise<number> {
     this.store.sweepForgets(now);
     for (const f of this.store.dueForgets(now, TUNING.forgetBatch)) {
-      if (await this.#tell(user, f.conversation_id, f.device_id, f.deleted_at, null)) {
+      if (await this.#tell(user, f.conversation_id, f.device_id, f.deleted_at, this.store.receivedCursor(f.device_id, f.conversation_id))) {
         this.store.doneForget(f.conversation_id, f.device_id, now, now + TUNING.forgetSettleMs);
       } else {
         this.store.retryForget(f.conversation_id, f.device_id, now + TUNING.notifyRetryBaseMs + backoffMs(f.attempts, TUNING.notifyRetryBaseMs, TUNING.notifyRetryMaxMs));

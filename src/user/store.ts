@@ -166,7 +166,12 @@ export class UserStore {
   // ---- received cursors (per device) ----
 
   received(device: string, conversation: string): number {
-    return this.sql.first<{ seq: number }>("SELECT seq FROM received WHERE device_id = ? AND conversation_id = ?", device, conversation)?.seq ?? 0;
+    return this.receivedCursor(device, conversation) ?? 0;
+  }
+
+  /** The device's received cursor in the conversation, or null when it never acked there (in this life). */
+  receivedCursor(device: string, conversation: string): number | null {
+    return this.sql.first<{ seq: number }>("SELECT seq FROM received WHERE device_id = ? AND conversation_id = ?", device, conversation)?.seq ?? null;
   }
 
   raiseReceived(device: string, conversation: string, seq: number): void {
