@@ -104,7 +104,6 @@ export class Notifier {
     if (this.dirty) await this.#tick();
   }
 
-
   /** Leaves of the notification tree (≤ 1: the conversation pokes its members itself). */
   get leaves(): number {
     return leafCount(this.d.meta().next_slot, this.d.fanout);

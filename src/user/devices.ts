@@ -62,7 +62,7 @@ export class Devices {
     for (const conv of conversations) {
       const deletedAt = this.store.forgetOf(conv, device);
       if (deletedAt === null) continue;
-      if (await this.#tell(user, conv, device, deletedAt, this.store.received(device, conv))) this.store.dropForget(conv, device);
+      if (await this.#tell(user, conv, device, deletedAt)) this.store.dropForget(conv, device);
     }
   }
 
@@ -73,7 +73,7 @@ export class Devices {
   async forget(user: string, now: number): Promise<number> {
     this.store.sweepForgets(now);
     for (const f of this.store.dueForgets(now, TUNING.forgetBatch)) {
-      if (await this.#tell(user, f.conversation_id, f.device_id, f.deleted_at, this.store.receivedCursor(f.device_id, f.conversation_id))) {
+      if (await this.#tell(user, f.conversation_id, f.device_id, f.deleted_at)) {
         this.store.doneForget(f.conversation_id, f.device_id, now, now + TUNING.forgetSettleMs);
       } else {
         this.store.retryForget(f.conversation_id, f.device_id, now + TUNING.notifyRetryBaseMs + backoffMs(f.attempts, TUNING.notifyRetryBaseMs, TUNING.notifyRetryMaxMs));
@@ -82,10 +82,13 @@ export class Devices {
     return this.store.nextForget() ?? Infinity;
   }
 
-  /** One conversation forgets the device's old life (keeping `keep`, this life's cursor, when given); false when it did not confirm. */
-  async #tell(user: string, conv: string, device: string, deletedAt: number, keep: number | null): Promise<boolean> {
+  /**
+   * One conversation forgets the device's old life, keeping the cursor of this life if the
+   * device is back and acked there (read here, so both callers send the same); false when it did not confirm.
+   */
+  async #tell(user: string, conv: string, device: string, deletedAt: number): Promise<boolean> {
     try {
-      const res = await call(this.env.CONVERSATIONS, conv, "forgetDevice", user, device, deletedAt, keep);
+      const res = await call(this.env.CONVERSATIONS, conv, "forgetDevice", user, device, deletedAt, this.store.receivedCursor(device, conv));
       if (!res.ok) throw new Error(res.message);
       return true;
     } catch (err) {
