@@ -82,6 +82,24 @@ describe("retention", () => {
     expect(newest.body.has_more).toBe(false);
   });
 
+  it("unread stays exact when retention removes every message of a sender (their count outlives their entries)", async () => {
+    const alice = await Device.of(uid("alice"));
+    const bob = await Device.of(uid("bob"));
+    const conv = await alice.createConversation([bob.user], { retention: { max_messages: 1 } });
+    await alice.sendOk(conv, "a1");
+    await alice.sendOk(conv, "a2");
+    const last = await bob.sendOk(conv, "b1");
+    await drainAlarms(conv);
+    expect((await convStats(conv)).floor_seq).toBe(last - 1);
+    // alice read nothing: of what is left, bob's message is unread, her own never are.
+    expect(await alice.syncEntry(conv)).toMatchObject({ floor_seq: last - 1, head_seq: last, unread: 1 });
+    expect(await bob.syncEntry(conv)).toMatchObject({ floor_seq: last - 1, head_seq: last, unread: 0 });
+    const next = await alice.sendOk(conv, "a3");
+    await drainAlarms(conv);
+    expect(await alice.syncEntry(conv)).toMatchObject({ head_seq: next, unread: 0 });
+    expect(await bob.syncEntry(conv)).toMatchObject({ head_seq: next, unread: 1 });
+  });
+
   it("counts messages unavailable due to retention once per device", async () => {
     const alice = await Device.of(uid("alice"));
     const bobPhone = await Device.of(uid("bob"), "phone");

@@ -4,9 +4,11 @@
  * would never run the edit), versions are contiguous from 1, and each object
  * class applies exactly its folder. A schema change is a new numbered file.
  */
+import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { CONVERSATION_MIGRATIONS } from "../src/conversation/schema";
 import { USER_MIGRATIONS } from "../src/user/schema";
+import { convStub, Device, uid } from "./helpers";
 
 const files = import.meta.glob<string>("../migrations/**/*.sql", { eager: true, import: "default" });
 
@@ -17,6 +19,7 @@ const SHIPPED: Record<string, string> = {
   "conversation/0003_media.sql": "d50542ded1729fee14fe854d4596cf33d984d7f4a630ed50921e8e6e6d4c19b6",
   "conversation/0004_idempotency.sql": "1905b31e186c732cc8359b0621132466d1e18288f6a45c4c8e338abe48c3c93b",
   "conversation/0005_constant_cost.sql": "e55a4bf526319b7b6d68401524389a1b699183fa4f0fb8a2b65604fe74af93c7",
+  "conversation/0006_entry_keys.sql": "fe56ca89bac955224561a78b8ad926e90d6547ade809844abbfbefb7dee83529",
   "user/0001_init.sql": "0de7f71dcdfc97645dc00334f8cf23dd7baa0b9a7606f0cbc0d11fdcc49b9e85",
   "user/0002_push.sql": "b4d4ff8b82fb5929a7d7b32cd565e9a9a8437e818e75bb7e83dcfbc6f77277fb",
   "user/0003_media.sql": "20027221a4592293a5f995a9acc3223a97bb461dcf15183c2d88f9ae6f4f62ed",
@@ -63,5 +66,31 @@ describe("migrations", () => {
       expect(list.map((m) => m.version)).toEqual(inFolder.map((_, i) => i + 1));
       expect(list.map((m) => m.sql)).toEqual(inFolder.map(([, text]) => text));
     }
+  });
+
+  it("conversation v6 moves live entries' keys to their own index and keeps removed entries' keys", async () => {
+    const alice = await Device.of(uid("alice"));
+    const conv = await alice.createConversation([]);
+    const seq = await alice.sendOk(conv, "hi", "k1");
+    const v6 = CONVERSATION_MIGRATIONS.find((m) => m.version === 6)!.sql;
+    await runInDurableObject(convStub(conv), (_obj, state) => {
+      const sql = state.storage.sql;
+      // The v5 layout: every entry's key in `idempotency`, none on `entries`; plus the key of an entry retention removed.
+      sql.exec("DROP INDEX entries_key");
+      sql.exec(`INSERT INTO idempotency (sender_user, sender_device, client_msg_id, seq, msg_id, created_at)
+                SELECT sender_user, sender_device, coalesce(client_msg_id, '~member-' || seq), seq, msg_id, created_at FROM entries`);
+      sql.exec("INSERT INTO idempotency VALUES (?, 'phone', 'gone', 0, 'removed', ?)", alice.user, Date.now());
+      sql.exec(v6);
+      const kept = sql.exec<{ client_msg_id: string }>("SELECT client_msg_id FROM idempotency").toArray().map((r) => r.client_msg_id);
+      expect(kept).toEqual(["gone"]);
+    });
+    await abortAllDurableObjects();
+    const retry = await alice.send(conv, "hi", "k1");
+    expect(retry.status).toBe(200);
+    expect(retry.body).toMatchObject({ seq, duplicate: true });
+    const removed = await alice.send(conv, "again", "gone");
+    expect(removed.status).toBe(200);
+    expect(removed.body).toMatchObject({ seq: 0, duplicate: true });
+    expect(await alice.sendOk(conv, "new", "k2")).toBe(seq + 1);
   });
 });

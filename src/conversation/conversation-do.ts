@@ -163,7 +163,9 @@ export class ConversationDO extends PlatformObject {
     if (!this.#members.isActive(sender.user)) return this.#duplicate(sender, clientMsgId) ?? notMember(sender.user);
     const now = Date.now();
     const before = this.sql.written;
-    const row = this.ctx.storage.transactionSync(() => this.#log.append("message", sender, clientMsgId, bodyJson, now, attachments));
+    // One statement is atomic by itself; attachments add their references, so those sends take a transaction.
+    const append = () => this.#log.append("message", sender, clientMsgId, bodyJson, now, attachments);
+    const row = attachments.length > 0 ? this.ctx.storage.transactionSync(append) : append();
     if (!row) return this.#duplicate(sender, clientMsgId)!;
     m.sends_total += 1;
     m.send_rows_total += this.sql.written - before;

@@ -1,8 +1,9 @@
 /**
- * The conversation's log: gapless seqs from 1, appended in one transaction
- * with the idempotency key and the running counts, so a send writes the same
- * few rows in a chat of two and in a channel of 100,000. Reads return wire
- * JSON (src/conversation/wire.ts).
+ * The conversation's log: gapless seqs from 1, each entry appended in one
+ * statement that checks its idempotency key and computes its running counts, so
+ * a send writes the same 3 rows (the entry and its two index entries) in a chat
+ * of two and in a channel of 100,000. Reads return wire JSON
+ * (src/conversation/wire.ts).
  */
 import type { Json } from "../protocol/internal";
 import type { Attachment, Message, SenderRef } from "../protocol/types";
@@ -25,13 +26,12 @@ export class Log {
   ) {}
 
   /**
-   * Appends an entry; call inside a transaction. Moves the in-memory head and
-   * counts. Null (and nothing written) when `clientMsgId` was already used by
-   * this device: the idempotency key is claimed first, so a send costs no read.
+   * Appends an entry (one statement; with attachments call inside a transaction,
+   * their references are more rows). Moves the in-memory head and counts. Null,
+   * and nothing written, when `clientMsgId` was already used by this device.
    */
   append(type: EntryRow["type"], sender: SenderRef, clientMsgId: string | null, bodyJson: string, now: number, attachments: readonly Attachment[] = []): EntryRow | null {
     const m = this.meta();
-    const message = type === "message";
     const row: EntryRow = {
       seq: m.head_seq + 1,
       msg_id: crypto.randomUUID(),
@@ -42,12 +42,12 @@ export class Log {
       body: bodyJson,
       created_at: now,
       attachments: attachments.length > 0 ? JSON.stringify(attachments) : null,
-      mcount: m.msg_count + (message ? 1 : 0),
+      mcount: m.msg_count + (type === "message" ? 1 : 0),
       scount: null,
     };
-    if (clientMsgId !== null && !this.store.claimIdempotency(row, clientMsgId)) return null;
-    if (message) row.scount = this.store.bumpSender(sender.user);
-    this.store.insertEntry(row);
+    const scount = this.store.insertEntry(row);
+    if (scount === undefined) return null;
+    row.scount = scount;
     for (const a of attachments) this.store.insertMediaRef(a.media_id, row.seq);
     m.head_seq = row.seq;
     m.msg_count = row.mcount;

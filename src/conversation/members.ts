@@ -55,7 +55,6 @@ export class Members {
     const m = this.meta();
     this.#active.clear();
     const row = this.log.append("member", actor, null, JSON.stringify(change), now)!;
-    this.store.rememberActor(row);
     for (const user of change.removed) {
       const slot = this.store.member(user)?.slot;
       this.store.closeInterval(user, row.seq);

@@ -75,11 +75,14 @@ export class Retention {
       const floorSenders = new Map(m.floor_senders);
       for (const s of removedBy) floorSenders.set(s.user, this.store.ownAt(s.user, target));
       m.floor_senders = [...floorSenders];
+      // Keys of removed entries stay for a while, so late retries stay duplicates; senders' totals stay too.
+      const keepSince = now - TUNING.idempotencyKeepMs;
+      this.store.keepKeys(from, target, keepSince);
+      this.store.keepSenderTotals(from, target);
       this.store.deleteEntries(from, target);
       m.floor_seq = target;
       m.expired_total += target - from;
-      // Keys of removed entries stay for a while, so late retries stay duplicates.
-      this.store.expireIdempotency(target, now - TUNING.idempotencyKeepMs);
+      this.store.expireIdempotency(target, keepSince);
       // Current members learn the floor from the next tick; former members who could still see something, from a view.
       this.store.addTargets(this.store.formerMembersAbove(from), now);
       this.store.saveMeta(m);

@@ -4,6 +4,7 @@ import v2 from "../../migrations/conversation/0002_retention.sql";
 import v3 from "../../migrations/conversation/0003_media.sql";
 import v4 from "../../migrations/conversation/0004_idempotency.sql";
 import v5 from "../../migrations/conversation/0005_constant_cost.sql";
+import v6 from "../../migrations/conversation/0006_entry_keys.sql";
 
 export const CONVERSATION_MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: v1 },
@@ -11,4 +12,5 @@ export const CONVERSATION_MIGRATIONS: readonly Migration[] = [
   { version: 3, sql: v3 },
   { version: 4, sql: v4 },
   { version: 5, sql: v5 },
+  { version: 6, sql: v6 },
 ];

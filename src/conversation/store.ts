@@ -51,8 +51,18 @@ export type EntryRow = {
   scount: number | null;
 };
 
-
 type MetaRow = Omit<Meta, "floor_senders"> & { floor_senders: string };
+
+/** S_u(head) of the user bound to `param`: their newest message's scount, else what retention kept for them. */
+const SENDER_TOTAL_OF = (param: string) =>
+  `coalesce((SELECT scount FROM entries WHERE sender_user = ${param} AND type = 'message' ORDER BY seq DESC LIMIT 1),
+            (SELECT total FROM senders WHERE user_id = ${param}), 0)`;
+const SENDER_TOTAL = `SELECT ${SENDER_TOTAL_OF("?1")} AS total`;
+const INSERT_ENTRY = `INSERT INTO entries (seq, msg_id, type, sender_user, sender_device, client_msg_id, body, created_at, attachments, mcount, scount)
+  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?3 = 'message' THEN 1 + ${SENDER_TOTAL_OF("?4")} END
+  WHERE ?6 IS NULL OR NOT EXISTS (SELECT 1 FROM idempotency WHERE sender_user = ?4 AND sender_device = ?5 AND client_msg_id = ?6)
+  ON CONFLICT DO NOTHING
+  RETURNING scount`;
 
 export class ConversationStore extends MemberTables {
 
@@ -93,12 +103,19 @@ export class ConversationStore extends MemberTables {
 
   // ---- the log ----
 
-  insertEntry(e: EntryRow): void {
-    this.sql.run(
-      `INSERT INTO entries (seq, msg_id, type, sender_user, sender_device, client_msg_id, body, created_at, attachments, mcount, scount)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      e.seq, e.msg_id, e.type, e.sender_user, e.sender_device, e.client_msg_id, e.body, e.created_at, e.attachments, e.mcount, e.scount,
+  /**
+   * Appends `e` in one statement (atomic by itself): refused, writing nothing,
+   * when its key is taken by a live entry (the unique index) or by one retention
+   * removed (`idempotency`). A message's scount is computed in the statement:
+   * S_u(head) + 1. Returns the row's scount (null for a member entry), or
+   * undefined when refused.
+   */
+  insertEntry(e: Omit<EntryRow, "scount">): number | null | undefined {
+    const rows = this.sql.all<{ scount: number | null }>(
+      INSERT_ENTRY,
+      e.seq, e.msg_id, e.type, e.sender_user, e.sender_device, e.client_msg_id, e.body, e.created_at, e.attachments, e.mcount,
     );
+    return rows.length === 0 ? undefined : rows[0]!.scount;
   }
 
   entry(seq: number): EntryRow | undefined {
@@ -136,14 +153,20 @@ export class ConversationStore extends MemberTables {
   }
 
   senderTotal(user: string): number {
-    return this.sql.first<{ total: number }>("SELECT total FROM senders WHERE user_id = ?", user)?.total ?? 0;
+    return this.sql.one<{ total: number }>(SENDER_TOTAL, user).total;
   }
 
-  /** Counts one more message by `user`; returns S_user(head) after it. */
-  bumpSender(user: string): number {
-    return this.sql.one<{ total: number }>(
-      "INSERT INTO senders (user_id, total) VALUES (?, 1) ON CONFLICT (user_id) DO UPDATE SET total = total + 1 RETURNING total", user,
-    ).total;
+  /**
+   * Keeps S_u for the senders of (from, to] before retention removes it: a
+   * sender left with no entry is still counted (`senders`, read by SENDER_TOTAL_OF).
+   */
+  keepSenderTotals(from: number, to: number): void {
+    this.sql.run(
+      `INSERT INTO senders (user_id, total)
+       SELECT sender_user, max(scount) FROM entries WHERE type = 'message' AND seq > ? AND seq <= ? GROUP BY sender_user
+       ON CONFLICT (user_id) DO UPDATE SET total = max(total, excluded.total)`,
+      from, to,
+    );
   }
 
   /** Distinct senders of messages in (from, to], at most `limit` + 1 rows, with the first seq of each. */
@@ -164,23 +187,33 @@ export class ConversationStore extends MemberTables {
 
   // ---- idempotency ----
 
+  /** The entry that used this key: a live one, or one retention removed whose key is still kept. */
   idempotent(user: string, device: string, clientMsgId: string): { seq: number; msg_id: string; created_at: number } | undefined {
     return this.sql.first(
-      "SELECT seq, msg_id, created_at FROM idempotency WHERE sender_user = ? AND sender_device = ? AND client_msg_id = ?",
+      `SELECT seq, msg_id, created_at FROM entries WHERE sender_user = ?1 AND sender_device = ?2 AND client_msg_id = ?3
+       UNION ALL
+       SELECT seq, msg_id, created_at FROM idempotency WHERE sender_user = ?1 AND sender_device = ?2 AND client_msg_id = ?3
+       LIMIT 1`,
       user, device, clientMsgId,
     );
   }
 
-  /** Claims the key for this entry; false when the key was already taken (a retry). */
-  claimIdempotency(e: EntryRow, clientMsgId: string): boolean {
-    return this.sql.run(
-      `INSERT INTO idempotency (sender_user, sender_device, client_msg_id, seq, msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+  /**
+   * Keeps the keys of (from, to] written at or after `since`, before retention
+   * removes those entries. Member entries have no client key; theirs is named so
+   * no client can use it, so their actor stays known too (receipts exclude it).
+   */
+  keepKeys(from: number, to: number, since: number): void {
+    this.sql.run(
+      `INSERT INTO idempotency (sender_user, sender_device, client_msg_id, seq, msg_id, created_at)
+       SELECT sender_user, sender_device, coalesce(client_msg_id, '~' || type || '-' || seq), seq, msg_id, created_at FROM entries
+       WHERE seq > ? AND seq <= ? AND created_at >= ?
        ON CONFLICT DO NOTHING`,
-      e.sender_user, e.sender_device, clientMsgId, e.seq, e.msg_id, e.created_at,
-    ) > 0;
+      from, to, since,
+    );
   }
 
-  /** The sender of a message retention removed (its key outlives it for a while). */
+  /** The sender of an entry retention removed (its key outlives it for a while). */
   senderOfRemoved(seq: number): string | undefined {
     return this.sql.first<{ sender_user: string }>("SELECT sender_user FROM idempotency WHERE seq = ? LIMIT 1", seq)?.sender_user;
   }
@@ -195,14 +228,6 @@ export class ConversationStore extends MemberTables {
   }
 
   // ---- media references ----
-
-  /**
-   * Member entries have no client key; one is kept under a name no client can
-   * use, so their sender stays known after retention (receipts exclude it).
-   */
-  rememberActor(e: EntryRow): void {
-    this.claimIdempotency(e, `~member-${e.seq}`);
-  }
 
   insertMediaRef(mediaId: string, seq: number): void {
     this.sql.run("INSERT OR IGNORE INTO media_refs (media_id, seq) VALUES (?, ?)", mediaId, seq);
