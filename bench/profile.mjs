@@ -120,7 +120,7 @@ try {
     for (let i = line - 1; i >= 0 && i < bundle.length; i--) if (/^\/\/ (src|node_modules|worker\.ts)/.test(bundle[i])) return bundle[i].slice(3);
     return "";
   };
-  const top = [...byFn].sort((x, y) => y[1] - x[1]).slice(0, 25);
+  const top = [...byFn].sort((x, y) => y[1] - x[1]).slice(0, Number(process.env.PROFILE_TOP ?? 25));
   for (const [k, v] of top) {
     const m = /(?:index|worker)\.js:(\d+)$/.exec(k);
     console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}${m ? `  [${where(Number(m[1]))}]` : ""}`);

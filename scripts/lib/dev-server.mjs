@@ -86,7 +86,8 @@ export async function answersHealthz(url, ms = 1500) {
  * .dev.vars exists, so this is the way to change one value per instance).
  */
 export function wranglerDevArgs({ port, persistTo, inspectorPort, vars = {} }) {
-  const args = ["dev", "--ip", HOST, "--port", String(port), "--persist-to", persistTo];
+  // The demo page: local only (wrangler.toml deploys the API without static assets).
+  const args = ["dev", "--ip", HOST, "--port", String(port), "--persist-to", persistTo, "--assets", join(ROOT, "public")];
   if (inspectorPort !== undefined) args.push("--inspector-port", String(inspectorPort));
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   return args;
