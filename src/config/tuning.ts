@@ -28,7 +28,7 @@ export const TUNING = {
   /** Retention: entries removed per batch, and batches per alarm run. */
   retentionBatch: 500,
   retentionBatchesPerAlarm: 4,
-  /** How long an idempotency key outlives the entry retention removed. */
+  /** An idempotency key lasts as long as its entry, and this long from the send when retention removes the entry sooner. */
   idempotencyKeepMs: 7 * 24 * 3600 * 1000,
 
   /** Live sockets: entries per catch-up page, bytes per catch-up frame, sockets per live shard. */
