@@ -71,7 +71,7 @@ export class ConversationDO extends PlatformObject {
     const transaction = <T>(fn: () => T): T => ctx.storage.transactionSync(fn);
     const { notifyFanout: fanout, notifyPokesPerSecond: pokesPerSecond } = settings(env);
     this.#store = new ConversationStore(this.sql);
-    this.#log = new Log(this.#store, meta);
+    this.#log = new Log(this.#store, meta, transaction);
     this.#members = new Members(this.#store, meta, this.#log, fanout);
     const paced = () => isPaced(meta().member_count, pokesPerSecond);
     this.#views = new Views(this.#store, meta, paced);
@@ -163,9 +163,7 @@ export class ConversationDO extends PlatformObject {
     if (!this.#members.isActive(sender.user)) return this.#duplicate(sender, clientMsgId) ?? notMember(sender.user);
     const now = Date.now();
     const before = this.sql.written;
-    // One statement is atomic by itself; attachments add their references, so those sends take a transaction.
-    const append = () => this.#log.append("message", sender, clientMsgId, bodyJson, now, attachments);
-    const row = attachments.length > 0 ? this.ctx.storage.transactionSync(append) : append();
+    const row = this.#log.append("message", sender, clientMsgId, bodyJson, now, attachments);
     if (!row) return this.#duplicate(sender, clientMsgId)!;
     m.sends_total += 1;
     m.send_rows_total += this.sql.written - before;

@@ -23,11 +23,12 @@ export class Log {
   constructor(
     private readonly store: ConversationStore,
     private readonly meta: () => Meta,
+    private readonly transaction: <T>(fn: () => T) => T,
   ) {}
 
   /**
-   * Appends an entry (one statement; with attachments call inside a transaction,
-   * their references are more rows). Moves the in-memory head and counts. Null,
+   * Appends an entry, atomically: one statement, or a transaction when
+   * attachments add their references. Moves the in-memory head and counts. Null,
    * and nothing written, when `clientMsgId` was already used by this device.
    */
   append(type: EntryRow["type"], sender: SenderRef, clientMsgId: string | null, bodyJson: string, now: number, attachments: readonly Attachment[] = []): EntryRow | null {
@@ -45,10 +46,14 @@ export class Log {
       mcount: m.msg_count + (type === "message" ? 1 : 0),
       scount: null,
     };
-    const scount = this.store.insertEntry(row);
+    const insert = () => {
+      const scount = this.store.insertEntry(row);
+      if (scount !== undefined) for (const a of attachments) this.store.insertMediaRef(a.media_id, row.seq);
+      return scount;
+    };
+    const scount = attachments.length > 0 ? this.transaction(insert) : insert();
     if (scount === undefined) return null;
     row.scount = scount;
-    for (const a of attachments) this.store.insertMediaRef(a.media_id, row.seq);
     m.head_seq = row.seq;
     m.msg_count = row.mcount;
     return row;
