@@ -5,6 +5,7 @@
  */
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
+import { TUNING } from "../src/config/tuning";
 import { app } from "../src/worker/app";
 import { Device, token, uid } from "./helpers";
 
@@ -98,6 +99,27 @@ describe("retention", () => {
     await drainAlarms(conv);
     expect(await alice.syncEntry(conv)).toMatchObject({ head_seq: next, unread: 0 });
     expect(await bob.syncEntry(conv)).toMatchObject({ head_seq: next, unread: 1 });
+  });
+
+  it("keys of removed entries are kept for their window from the send, then gone (the key table stays bounded)", async () => {
+    const alice = await Device.of(uid("alice"));
+    const conv = await alice.createConversation([], { retention: { max_messages: 3 } });
+    const old = await alice.sendOk(conv, "old", "k-old");
+    const young = await alice.sendOk(conv, "young", "k-young");
+    await runInDurableObject(convStub(conv), (_obj, state) => {
+      state.storage.sql.exec("UPDATE entries SET created_at = created_at - ? WHERE seq <= ?", TUNING.idempotencyKeepMs + 60_000, old);
+    });
+    for (let i = 0; i < 3; i++) await alice.sendOk(conv, `push ${i}`);
+    await drainAlarms(conv);
+    expect((await convStats(conv)).floor_seq).toBeGreaterThanOrEqual(young);
+    const kept = await runInDurableObject(convStub(conv), (_obj, state) =>
+      state.storage.sql.exec<{ client_msg_id: string }>("SELECT client_msg_id FROM idempotency ORDER BY seq").toArray().map((r) => r.client_msg_id),
+    );
+    expect(kept).toEqual(["k-young"]);
+    expect((await alice.send(conv, "young", "k-young")).body).toMatchObject({ seq: young, duplicate: true });
+    const again = await alice.send(conv, "old", "k-old");
+    expect(again.status).toBe(201);
+    expect(again.body.seq).toBeGreaterThan(young);
   });
 
   it("counts messages unavailable due to retention once per device", async () => {
