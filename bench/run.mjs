@@ -201,7 +201,7 @@ async function main() {
     results.recovery = await phase(ctx, "peer", runRecovery);
     results.inbox = await phase(ctx, "p6", runInbox);
     // Diagnostic: the same recovery straight to the user Worker, bypassing wrangler dev's proxy (what the proxy adds).
-    results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}pd` }));
+    results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), rawUrl: c.rawDirectUrl, runId: `${c.runId}pd` }));
     if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}d`, fanoutRounds: 1 }));
     // Last: its 10,000-member conversation creates 10,000 UserDOs, near what one local workerd process holds (README, Local limits).
     results.size = await phase(ctx, "size", runSizeScaling);

@@ -6,6 +6,9 @@
  *   POST /raw/:name/insert           one RPC + one INSERT (acknowledged after it is durable);
  *                                    answers {seq, rows_written} (the SQL cursor's rowsWritten)
  *   GET  /raw/:name/page?after&limit one RPC + one page SELECT by primary-key range
+ *   GET  /raw/:name/live?after       a reconnect: the Worker hands the upgrade to the object, which
+ *                                    reads one page (after, +500], accepts a hibernatable socket and
+ *                                    sends hello, one messages frame and live (what our live catch-up sends)
  *   POST /raw/:name/fill?count       setup for page benchmarks (one transaction)
  *   GET  /raw/:name/stats            rows in the table
  *   GET  /healthz
@@ -40,6 +43,18 @@ export class RawDO extends DurableObject<Env> {
     return this.#sql.exec<{ seq: number; body: string; created_at: number }>("SELECT seq, body, created_at FROM raw_entries WHERE seq > ? ORDER BY seq LIMIT ?", after, limit).toArray();
   }
 
+  /** The reconnect reference: one page read, one hibernatable socket, three frames. */
+  override fetch(req: Request): Response {
+    const after = int(new URL(req.url).searchParams.get("after"), Number.MAX_SAFE_INTEGER) ?? 0;
+    const messages = this.page(after, 500);
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server);
+    server.send(JSON.stringify({ type: "hello", head_seq: messages.at(-1)?.seq ?? after }));
+    server.send(JSON.stringify({ type: "messages", messages }));
+    server.send('{"type":"live"}');
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
   /** Fills the table quickly (setup for page benchmarks). */
   fill(count: number, bodyBytes: number): number {
     const body = JSON.stringify({ text: "x".repeat(Math.max(0, bodyBytes - 12)) });
@@ -63,7 +78,7 @@ export default {
   async fetch(req: Request, env: Env): Promise<Response> {
     const url = new URL(req.url);
     if (url.pathname === "/healthz") return json({ ok: true });
-    const m = /^\/raw\/([^/]+)\/(insert|page|fill|stats)$/.exec(url.pathname);
+    const m = /^\/raw\/([^/]+)\/(insert|page|live|fill|stats)$/.exec(url.pathname);
     if (!m || !NAME.test(m[1]!)) return json({ error: "not found" }, 404);
     const stub = env.RAW.get(env.RAW.idFromName(m[1]!));
     switch (`${req.method} ${m[2]}`) {
@@ -75,6 +90,9 @@ export default {
         if (after === null || limit === null) return json({ error: "after and limit (≤ 500) required" }, 400);
         return json({ entries: await stub.page(after, limit) });
       }
+      case "GET live":
+        if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return json({ error: "needs a WebSocket upgrade" }, 426);
+        return stub.fetch(req);
       case "POST fill": {
         const count = int(url.searchParams.get("count"), 1_000_000);
         if (count === null) return json({ error: "count required" }, 400);

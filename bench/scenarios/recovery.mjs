@@ -2,7 +2,9 @@
  * Peer comparison: the same recovery workload against Socket.IO 4.8
  * (connection-state recovery, in memory) and against us (durable log).
  * N clients (200) are connected and current; they drop; M messages (50) are
- * sent; they reconnect and recover. Figure: the time from the first reconnect
+ * sent; they reconnect and recover. The reference is the same reconnect on the
+ * raw limit (bench/raw: an upgrade the Worker hands to the object, one page
+ * read, one hibernatable socket, three frames): what the platform itself costs. Figure: the time from the first reconnect
  * until every client has all M (ours: and its socket said `live`); the ratio is
  * Socket.IO's time ÷ ours (≥ 1 = we recover at least as fast). Entries/s
  * (N × M ÷ time) are kept in the results too.
@@ -102,6 +104,32 @@ export async function recoverOursLive(ctx, N, M, conv, users, tag) {
   return { seconds, rate: (N * M) / seconds, lost, dup, shed, upgradeRetries: devProxyResets.socketRetries - retried0 };
 }
 
+/** The raw limit's reconnect (bench/raw `GET /raw/:name/live?after`): no auth, no checks, the same three frames. */
+export async function recoverRawLive(ctx, N, M, name) {
+  const a = agent(8);
+  const { rows: after } = (await request({ base: ctx.rawUrl, agent: a, path: `/raw/${name}/stats` })).body;
+  await pool(M, 8, () => request({ base: ctx.rawUrl, agent: a, method: "POST", path: `/raw/${name}/insert`, raw: JSON.stringify(bodyOf(200)) }));
+  a.destroy();
+  const got = new Array(N).fill(0);
+  const live = new Array(N).fill(false);
+  const sockets = [];
+  const retried0 = devProxyResets.socketRetries;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: N }, async (_, i) => {
+      sockets[i] = await openSocketRetry(`${ctx.rawUrl.replace(/^http/, "ws")}/raw/${name}/live?after=${after}`, (f) => {
+        if (f.type === "messages") got[i] += f.messages.length;
+        else if (f.type === "live") live[i] = true;
+      }, { timeoutMs: HANDSHAKE_TIMEOUT_MS });
+    }),
+  );
+  await waitFor(() => live.every(Boolean), 120_000, "raw live catch-up");
+  const seconds = (performance.now() - t0) / 1000;
+  for (const ws of sockets) ws.terminate();
+  const lost = got.reduce((n, g) => n + Math.max(0, M - g), 0);
+  return { seconds, rate: (N * M) / seconds, lost, upgradeRetries: devProxyResets.socketRetries - retried0 };
+}
+
 /**
  * Ours over HTTP: each device GET /v1/conversations/:id/messages?after=<cursor>&limit=<backlog, ≤ 500>
  * until has_more is false (a client knows its backlog from sync's head_seq − received).
@@ -145,13 +173,14 @@ export async function runRecovery(ctx) {
   const users = Array.from({ length: Math.ceil(N / perUser) }, (_, i) => `rc${ctx.runId}u${i}`);
   const conv = `rc-${ctx.runId}`;
   await must({ base: ctx.url, method: "POST", path: "/v1/conversations", token: await token(users[0], "sender"), json: { id: conv, members: users.slice(1) } }, [201]);
-  const out = { N, M, sio: [], live: [], http: [] };
+  const out = { N, M, sio: [], live: [], http: [], rawLive: [] };
   for (let r = 0; r < repeats; r++) {
     out.sio.push(await recoverSocketIo(ctx, N, M));
     out.live.push(await recoverOursLive(ctx, N, M, conv, users, `l${r}`));
     out.http.push(await recoverOursHttp(ctx, N, M, conv, users, `h${r}`));
+    out.rawLive.push(await recoverRawLive(ctx, N, M, `rc-${ctx.runId}`));
     const ms = (x) => `${(x.seconds * 1000).toFixed(0)} ms (${x.rate.toFixed(0)} entries/s)`;
-    ctx.log(`  repeat ${r + 1}/${repeats}: socket.io ${ms(out.sio.at(-1))}, ${out.sio.at(-1).recovered}/${N} recovered; ours live ${ms(out.live.at(-1))}; ours http ${ms(out.http.at(-1))}`);
+    ctx.log(`  repeat ${r + 1}/${repeats}: socket.io ${ms(out.sio.at(-1))}, ${out.sio.at(-1).recovered}/${N} recovered; ours live ${ms(out.live.at(-1))}; ours http ${ms(out.http.at(-1))}; raw live ${ms(out.rawLive.at(-1))}`);
   }
   return out;
 }
