@@ -111,10 +111,7 @@ async function firstVerifying(token: string, candidates: errors.JWKSMultipleMatc
   throw new errors.JWSSignatureVerificationFailed();
 }
 
-async function verifyHs256(token: string, secret: string, leeway: number): Promise<Identity> {
-  const material = hs256(secret);
-  const hit = verified.get(token, material.id, Date.now(), leeway);
-  if (hit) return hit;
+async function verifyHs256(token: string, material: { id: string; key: Promise<CryptoKey> }, leeway: number): Promise<Identity> {
   const identity = await verifyWith(token, await material.key, ["HS256"], leeway).catch((err: unknown) => {
     throw err instanceof ApiError ? err : refusal(err);
   });
@@ -167,6 +164,10 @@ async function verifyJwks(token: string, url: string, leeway: number): Promise<I
 export async function verifyToken(token: string, env: Env): Promise<Identity> {
   checkSize(token);
   const { auth } = settings(env);
+  // A token this isolate verified with the current secret (its typ and alg checked then) is answered before any decoding.
+  const hs = env.AUTH_SECRET ? hs256(env.AUTH_SECRET) : null;
+  const hit = hs && verified.get(token, hs.id, Date.now(), auth.clockSkewSeconds);
+  if (hit) return hit;
   let header: ProtectedHeaderParameters;
   try {
     header = decodeProtectedHeader(token);
@@ -175,7 +176,7 @@ export async function verifyToken(token: string, env: Env): Promise<Identity> {
   }
   checkTyp(header);
   const alg: unknown = header.alg;
-  if (alg === "HS256" && env.AUTH_SECRET) return verifyHs256(token, env.AUTH_SECRET, auth.clockSkewSeconds);
+  if (alg === "HS256" && hs) return verifyHs256(token, hs, auth.clockSkewSeconds);
   if (typeof alg === "string" && ASYMMETRIC.includes(alg) && auth.jwksUrl) return verifyJwks(token, auth.jwksUrl, auth.clockSkewSeconds);
   throw unauthorized(`token algorithm ${typeof alg === "string" && /^[A-Za-z0-9]{1,16}$/.test(alg) ? alg : "(invalid)"} is not accepted`);
 }
