@@ -246,4 +246,23 @@ describe("membership bounds", () => {
     expect(seqs(all.body)).toEqual(range(1, 9));
     expect(all.body.gaps).toEqual([]);
   });
+
+  it("a read between membership changes sees each change at once (the object's remembered intervals follow them)", async () => {
+    const alice = await Device.of(uid("alice"));
+    const bob = await Device.of(uid("bob"));
+    const conv = await alice.createConversation([bob.user]); // 1
+    const read = async () => {
+      const page = await bob.page(conv, "after=0");
+      expect(page.status).toBe(200);
+      return { seqs: seqs(page.body), gaps: page.body.gaps };
+    };
+    await alice.sendOk(conv); // 2
+    expect(await read()).toEqual({ seqs: [1, 2], gaps: [] });
+    await alice.members(conv, { remove: [bob.user] }); // 3
+    await alice.sendOk(conv); // 4
+    expect(await read()).toEqual({ seqs: [1, 2, 3], gaps: [{ from: 4, to: 4, reason: "not_member" }] });
+    await alice.members(conv, { add: [bob.user] }); // 5
+    await alice.sendOk(conv); // 6
+    expect(await read()).toEqual({ seqs: [1, 2, 3, 5, 6], gaps: [{ from: 4, to: 4, reason: "not_member" }] });
+  });
 });

@@ -8,14 +8,28 @@ import { LIMITS } from "../protocol/limits";
 import type { ConversationSummary, MemberChangeBody, MemberPage, RetentionPolicy, SenderRef } from "../protocol/types";
 import type { Log } from "./log";
 import type { Range } from "./paging";
+import type { IntervalRow } from "./member-tables";
 import type { ConversationStore, EntryRow, Meta } from "./store";
 import { iso } from "./wire";
 
-/** Membership answers kept in memory (cleared on every change). */
-const ACTIVE_CACHE = 10_000;
+/** Membership answers kept in memory per user (cleared on every change). */
+const USER_CACHE = 10_000;
+
+/** `map`'s value for `key`, read once and kept; a full map starts over (bounded, no bookkeeping per hit). */
+function cached<V>(map: Map<string, V>, key: string, read: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = read();
+    if (map.size >= USER_CACHE) map.clear();
+    map.set(key, value);
+  }
+  return value;
+}
 
 export class Members {
   readonly #active = new Map<string, boolean>();
+  /** Interval rows per user (open ones end at the head, which moves: mapped per call). */
+  readonly #intervals = new Map<string, IntervalRow[]>();
   /** Member-list versions of the notification leaves, cached from the `leaves` table. */
   #leafVersions: Map<number, number> | null = null;
 
@@ -28,19 +42,13 @@ export class Members {
 
   /** Whether `user` is a current member; remembered until the next membership change (senders ask on every send). */
   isActive(user: string): boolean {
-    let active = this.#active.get(user);
-    if (active === undefined) {
-      active = this.store.member(user)?.active === 1;
-      if (this.#active.size >= ACTIVE_CACHE) this.#active.clear();
-      this.#active.set(user, active);
-    }
-    return active;
+    return cached(this.#active, user, () => this.store.member(user)?.active === 1);
   }
 
-  /** The user's intervals with open ones ending at the head. */
+  /** The user's intervals with open ones ending at the head; remembered until the next membership change (every page, cursor and socket asks). */
   intervals(user: string): Range[] {
     const head = this.meta().head_seq;
-    return this.store.intervals(user).map((r) => ({ from: r.from_seq, to: r.to_seq ?? head }));
+    return cached(this.#intervals, user, () => this.store.intervals(user)).map((r) => ({ from: r.from_seq, to: r.to_seq ?? head }));
   }
 
   visibleHead(intervals: readonly Range[]): number {
@@ -54,6 +62,7 @@ export class Members {
   change(actor: SenderRef, change: MemberChangeBody, now: number): EntryRow {
     const m = this.meta();
     this.#active.clear();
+    this.#intervals.clear();
     const row = this.log.append("member", actor, null, JSON.stringify(change), now)!;
     for (const user of change.removed) {
       const slot = this.store.member(user)?.slot;
