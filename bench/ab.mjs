@@ -3,7 +3,8 @@
  * `node bench/ab.mjs <refA> <refB|worktree> [kind] [rounds]`: the same request kind against two
  * versions of the Worker, each in its own wrangler dev, in alternating 5 s bursts at 16 in
  * flight, so a noisy machine slows both alike; prints each side's median and B ÷ A.
- * Kinds: send (50-member conversation), healthz. A diagnostic for one change, not a figure.
+ * Kinds: send (50-member conversation), page (its history: 50 entries after a cursor, as a
+ * reconnecting device reads them), healthz. A diagnostic for one change, not a figure.
  */
 import { agent, bodyOf, must, pool, request, token } from "./lib/client.mjs";
 import { startWrangler, stopAll } from "./lib/services.mjs";
@@ -17,6 +18,7 @@ try {
     const users = Array.from({ length: 50 }, (_, i) => `ab${i}`);
     const toks = await Promise.all(users.slice(0, 16).map((u, i) => token(u, `d${i}`)));
     await must({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: "ab", members: users.slice(1) } }, [201]);
+    if (kind === "page") await pool(100, 8, (i) => must({ base: w.url, method: "POST", path: "/v1/conversations/ab/messages", token: toks[0], json: { client_msg_id: `h${i}`, body: bodyOf(200) } }, [201]));
     sides.push({ ref, w, toks, rates: [], n: 0 });
   }
   const burst = async (side) => {
@@ -28,6 +30,8 @@ try {
         const i = side.n++;
         const r = kind === "healthz"
           ? await request({ base: side.w.url, agent: a, path: "/healthz" })
+          : kind === "page"
+          ? await request({ base: side.w.url, agent: a, path: "/v1/conversations/ab/messages?after=50&limit=50", token: side.toks[c] })
           : await request({ base: side.w.url, agent: a, method: "POST", path: "/v1/conversations/ab/messages", token: side.toks[c], json: { client_msg_id: `m${i}`, body: bodyOf(200) } });
         if (r.status < 300) n++;
       }
