@@ -90,6 +90,25 @@ describe("metrics written through several shards", () => {
     expect(h(after).sum - h(before).sum).toBeCloseTo(all.reduce((s, v) => s + v, 0), 9);
   });
 
+  it("observations are counted into buckets in the isolate: many of them never force a flush, and arrive exactly", async () => {
+    const before = await readMetrics(testEnv);
+    const env = { ...testEnv, METRICS_FLUSH_MS: "60000" }; // the production cadence (tests flush at once)
+    const isolate = new MetricsBuffer(HOMES[0]);
+    isolate.count(env, "sync_requests_total", 1, { run: uid("run") });
+    await isolate.flush(env, true); // the flush interval starts now
+    const values = Array.from({ length: 2_000 }, (_, i) => (i % 40) * 0.001 + (i % 7 === 0 ? 3 : 0));
+    for (const v of values) isolate.observe(env, "sync_page_seconds", v);
+    // One histogram entry however many observations (a batch of 500 entries would flush early).
+    expect(isolate.flush(env)).toBeNull();
+    await isolate.flush(env, true);
+    const after = await readMetrics(testEnv);
+    const expected = [...SIGNALS.sync_page_seconds.buckets, Infinity].map((le) => values.filter((v) => v <= le).length);
+    expect(buckets(after, "sync_page_seconds").map((n, i) => n - buckets(before, "sync_page_seconds")[i]!)).toEqual(expected);
+    const h = (s: MetricsSnapshot) => s.histograms.find((x) => x.name === "sync_page_seconds")!;
+    expect(h(after).count - h(before).count).toBe(values.length);
+    expect(h(after).sum - h(before).sum).toBeCloseTo(values.reduce((s, v) => s + v, 0), 6);
+  });
+
   it("feed the admin JSON and the Prometheus text with the merged values", async () => {
     const tag = uid("run");
     for (const home of HOMES) {

@@ -52,7 +52,7 @@ export class MetricsDO extends PlatformObject {
           g.name, g.source, g.value, g.at,
         );
       }
-      for (const o of batch.observations) this.#observe(o.name, o.value);
+      for (const h of batch.histograms) this.#observe(h);
       this.sql.run("DELETE FROM gauges WHERE updated_at < ?", now - GAUGE_FRESH_MS);
       this.sql.run(
         "DELETE FROM gauges WHERE (name, source) IN (SELECT name, source FROM gauges ORDER BY updated_at DESC LIMIT -1 OFFSET ?)",
@@ -80,18 +80,20 @@ export class MetricsDO extends PlatformObject {
     return { at: Date.now(), counters, gauges, histograms };
   }
 
-  #observe(name: HistogramName, value: number): void {
-    for (const le of [...SIGNALS[name].buckets, INF]) {
-      if (value > le) continue;
+  /** One isolate's bucket counts since its last flush: one upsert per bucket that grew, one for the sum. */
+  #observe(h: MetricsBatch["histograms"][number]): void {
+    [...SIGNALS[h.name].buckets, INF].forEach((le, j) => {
+      const n = h.counts[j] ?? 0;
+      if (n === 0) return;
       this.sql.run(
-        "INSERT INTO histograms (name, le, count) VALUES (?, ?, 1) ON CONFLICT (name, le) DO UPDATE SET count = count + 1",
-        name, le,
+        "INSERT INTO histograms (name, le, count) VALUES (?, ?, ?) ON CONFLICT (name, le) DO UPDATE SET count = count + excluded.count",
+        h.name, le, n,
       );
-    }
+    });
     this.sql.run(
-      `INSERT INTO histogram_sums (name, sum, count) VALUES (?, ?, 1)
-       ON CONFLICT (name) DO UPDATE SET sum = sum + excluded.sum, count = count + 1`,
-      name, value,
+      `INSERT INTO histogram_sums (name, sum, count) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count`,
+      h.name, h.sum, h.count,
     );
   }
 }

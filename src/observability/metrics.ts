@@ -11,23 +11,24 @@ import { settings } from "../config/settings";
 import { log } from "../platform/log";
 import { call } from "../platform/rpc";
 import { gaugeShard, metricsShardName, randomMetricsShard } from "./shards";
-import type { CounterName, GaugeName, HistogramName } from "./signals";
+import { SIGNALS, type CounterName, type GaugeName, type HistogramName } from "./signals";
 
 export interface MetricsBatch {
   counters: { name: CounterName; labels: string; value: number }[];
   /** `at` is when the isolate saw the value: a report that arrives late never overwrites a newer one. */
   gauges: { name: GaugeName; source: string; value: number; at: number }[];
-  observations: { name: HistogramName; value: number }[];
+  /** Per histogram, observations since the last flush: `counts[j]` of them were ≤ its j-th bucket bound (+Inf last). */
+  histograms: { name: HistogramName; counts: number[]; sum: number; count: number }[];
 }
 
 type Labels = Record<string, string>;
 
 function emptyBatch(): MetricsBatch {
-  return { counters: [], gauges: [], observations: [] };
+  return { counters: [], gauges: [], histograms: [] };
 }
 
 function batchSize(batch: MetricsBatch): number {
-  return batch.counters.length + batch.gauges.length + batch.observations.length;
+  return batch.counters.length + batch.gauges.length + batch.histograms.length;
 }
 
 /** The label set as sorted JSON: the key counters are summed under, here and when shards are merged. */
@@ -41,6 +42,7 @@ export class MetricsBuffer {
   /** Position in the batch of each counter (name + labels) and gauge (name + source): one entry each per flush. */
   #counterIndex = new Map<string, number>();
   #gaugeIndex = new Map<string, number>();
+  #histogramIndex = new Map<HistogramName, number>();
   #home: number | null;
 
   /** `home`: the shard this buffer adds its sums to; by default one picked at random on the first flush. */
@@ -73,8 +75,19 @@ export class MetricsBuffer {
     env.SIGNALS?.writeDataPoint({ indexes: [name], blobs: [name, source], doubles: [value] });
   }
 
+  /** Counted into the histogram's buckets here, so a flush carries (and a shard writes) one row per bucket, not one per observation. */
   observe(env: Env, name: HistogramName, value: number): void {
-    this.#batch.observations.push({ name, value });
+    const bounds = SIGNALS[name].buckets;
+    let at = this.#histogramIndex.get(name);
+    if (at === undefined) {
+      this.#histogramIndex.set(name, (at = this.#batch.histograms.length));
+      this.#batch.histograms.push({ name, counts: new Array<number>(bounds.length + 1).fill(0), sum: 0, count: 0 });
+    }
+    const h = this.#batch.histograms[at]!;
+    for (let j = 0; j < bounds.length; j++) if (value <= bounds[j]!) h.counts[j]!++;
+    h.counts[bounds.length]!++;
+    h.sum += value;
+    h.count++;
     env.SIGNALS?.writeDataPoint({ indexes: [name], blobs: [name], doubles: [value] });
   }
 
@@ -87,6 +100,7 @@ export class MetricsBuffer {
     this.#batch = emptyBatch();
     this.#counterIndex.clear();
     this.#gaugeIndex.clear();
+    this.#histogramIndex.clear();
     this.#lastFlush = Date.now();
     const sends = [...this.#route(batch)].map(([shard, part]) =>
       call(env.METRICS, metricsShardName(shard), "add", part).catch((err: unknown) => log("metrics_flush_failed", { shard, error: String(err) })),
@@ -97,7 +111,7 @@ export class MetricsBuffer {
   /** Splits a batch by destination: sums to this buffer's shard, each gauge to its source's shard. */
   #route(batch: MetricsBatch): Map<number, MetricsBatch> {
     this.#home ??= randomMetricsShard();
-    const parts = new Map<number, MetricsBatch>([[this.#home, { counters: batch.counters, gauges: [], observations: batch.observations }]]);
+    const parts = new Map<number, MetricsBatch>([[this.#home, { counters: batch.counters, gauges: [], histograms: batch.histograms }]]);
     for (const g of batch.gauges) {
       const shard = gaugeShard(g.name, g.source);
       let part = parts.get(shard);
