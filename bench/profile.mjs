@@ -79,7 +79,7 @@ try {
       const i = n++;
       if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });
       else if (kind === "healthz") await request({ base: w.url, agent: a, path: "/healthz" });
-      else if (kind === "page") await request({ base: w.url, agent: a, path: `/v1/conversations/${conv}/messages?after=${i % 50}&limit=${limit}`, token: toks[c] });
+      else if (kind === "page") await request({ base: w.url, agent: a, path: `/v1/conversations/${conv}/messages?after=${i % 50}&limit=${limit}`, token: toks[i % toks.length] }); // devices rotate: one would meet its rate limit
       else if (kind === "upgrade") {
         // A reconnect: live socket from 50 behind the head, until `live`, then close.
         const { openSocket } = await import("./lib/client.mjs");
