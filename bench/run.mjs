@@ -193,7 +193,7 @@ async function main() {
     results.diagnostics = await phase(ctx, "diag", diagnostics);
     results.throughput = await phase(ctx, "raw+p1+p2", runThroughput);
     results.storm = await phase(ctx, "p3", runStorm);
-    results.fanout = await phase(ctx, "p4", (c) => runFanout({ ...c, fanoutPeer: true }));
+    results.fanout = await phase(ctx, "p4", (c) => runFanout({ ...c, fanoutPeer: true, fanoutRaw: true }));
     // Same sockets, few users × many devices: separates per-member work (outbox, unread, pokes) from the socket fan-out.
     if (!quick) results.fanout_few = await phase(ctx, "p4few", (c) => runFanout({ ...c, runId: `${c.runId}f`, fanoutPerUser: c.fanoutSockets / 10, fanoutRounds: 2 }));
     results.push_collapse = await phase(ctx, "p5", runPushCollapse);
@@ -202,7 +202,7 @@ async function main() {
     results.inbox = await phase(ctx, "p6", runInbox);
     // Diagnostic: the same recovery straight to the user Worker, bypassing wrangler dev's proxy (what the proxy adds).
     results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), rawUrl: c.rawDirectUrl, runId: `${c.runId}pd` }));
-    if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), runId: `${c.runId}d`, fanoutRounds: 1 }));
+    if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), rawUrl: c.rawDirectUrl, fanoutRaw: true, runId: `${c.runId}d`, fanoutRounds: 1 }));
     // Last: its 10,000-member conversation creates 10,000 UserDOs, near what one local workerd process holds (README, Local limits).
     results.size = await phase(ctx, "size", runSizeScaling);
   } finally {

@@ -9,6 +9,8 @@
  *   GET  /raw/:name/live?after       a reconnect: the Worker hands the upgrade to the object, which
  *                                    reads one page (after, +500], accepts a hibernatable socket and
  *                                    sends hello, one messages frame and live (what our live catch-up sends)
+ *   POST /raw/:name/broadcast        a fan-out: one INSERT, then the body as a message frame to every
+ *                                    socket of the object (`{"type":"message","message":{"seq","body"}}`)
  *   POST /raw/:name/fill?count       setup for page benchmarks (one transaction)
  *   GET  /raw/:name/stats            rows in the table
  *   GET  /healthz
@@ -41,6 +43,15 @@ export class RawDO extends DurableObject<Env> {
   /** One page SELECT by primary-key range (like a history page). */
   page(after: number, limit: number): { seq: number; body: string; created_at: number }[] {
     return this.#sql.exec<{ seq: number; body: string; created_at: number }>("SELECT seq, body, created_at FROM raw_entries WHERE seq > ? ORDER BY seq LIMIT ?", after, limit).toArray();
+  }
+
+  /** The fan-out reference: one INSERT, then one frame to each socket held here (all in one object, no shards). */
+  broadcast(body: string): { seq: number; sockets: number } {
+    const { seq } = this.insert(body);
+    const frame = `{"type":"message","message":{"seq":${seq},"body":${body}}}`;
+    const sockets = this.ctx.getWebSockets();
+    for (const ws of sockets) ws.send(frame);
+    return { seq, sockets: sockets.length };
   }
 
   /** The reconnect reference: one page read, one hibernatable socket, three frames. */
@@ -78,12 +89,21 @@ export default {
   async fetch(req: Request, env: Env): Promise<Response> {
     const url = new URL(req.url);
     if (url.pathname === "/healthz") return json({ ok: true });
-    const m = /^\/raw\/([^/]+)\/(insert|page|live|fill|stats)$/.exec(url.pathname);
+    const m = /^\/raw\/([^/]+)\/(insert|broadcast|page|live|fill|stats)$/.exec(url.pathname);
     if (!m || !NAME.test(m[1]!)) return json({ error: "not found" }, 404);
     const stub = env.RAW.get(env.RAW.idFromName(m[1]!));
     switch (`${req.method} ${m[2]}`) {
       case "POST insert":
         return json(await stub.insert(await req.text()), 201);
+      case "POST broadcast": {
+        const body = await req.text();
+        try {
+          JSON.parse(body);
+        } catch {
+          return json({ error: "body must be JSON" }, 400);
+        }
+        return json(await stub.broadcast(body), 201);
+      }
       case "GET page": {
         const after = int(url.searchParams.get("after"), Number.MAX_SAFE_INTEGER);
         const limit = int(url.searchParams.get("limit"), 500);

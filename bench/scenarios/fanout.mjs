@@ -4,6 +4,9 @@
  * With `ctx.fanoutPeer`, beside Socket.IO 4.8 broadcasting to S clients in one
  * room on the same machine (the peer's broadcast mode): the same number of
  * messages, the same gap, ~200-byte bodies, its rounds alternating with ours.
+ * With `ctx.fanoutRaw`, beside the raw limit too (bench/raw: one object holding all S
+ * sockets, one INSERT then one frame per socket per POST): what the platform's durable
+ * write plus S socket sends cost before any of our work.
  * Send and receive times are both taken in this process (performance.now()).
  */
 import { io as ioClient } from "socket.io-client";
@@ -57,6 +60,42 @@ async function socketIoRoom(ctx, S, tag) {
   };
 }
 
+/** S sockets on one raw-limit object; `round()` POSTs `messages` broadcasts and measures send→receive. */
+async function rawRoom(ctx, S, tag) {
+  const name = `fan-${tag}`;
+  let lat = [];
+  const sockets = [];
+  const tc = performance.now();
+  await pool(S, 16, async (i) => {
+    sockets[i] = await openSocketRetry(`${ctx.rawUrl.replace(/^http/, "ws")}/raw/${name}/live?after=0`, (f) => {
+      if (f.type === "message" && typeof f.message?.body?.t0 === "number") lat.push(performance.now() - f.message.body.t0);
+    });
+  });
+  const connectSeconds = (performance.now() - tc) / 1000;
+  const a = agent(2);
+  return {
+    connectSeconds,
+    async round(messages, gapMs) {
+      lat = [];
+      const sendLat = [];
+      for (let k = 0; k < messages; k++) {
+        const t0 = performance.now();
+        const r = await request({ base: ctx.rawUrl, agent: a, method: "POST", path: `/raw/${name}/broadcast`, raw: JSON.stringify(bodyOf(200, { t0 })) });
+        if (r.status !== 201) throw new Error(`raw broadcast ${r.status}`);
+        sendLat.push(performance.now() - t0);
+        await sleep(gapMs);
+      }
+      await sleep(1000);
+      if (lat.length === 0) throw new Error("no raw-limit socket received anything");
+      return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing: S * messages - lat.length, sendP50: quantile(sendLat, 0.5) };
+    },
+    close() {
+      a.destroy();
+      for (const ws of sockets) ws.terminate();
+    },
+  };
+}
+
 export async function runFanout(ctx) {
   const S = ctx.fanoutSockets;
   const perUser = ctx.fanoutPerUser ?? 10;
@@ -99,7 +138,10 @@ export async function runFanout(ctx) {
   ctx.log(`  ${S} sockets open in ${connectSeconds.toFixed(1)} s (${refused} refused and retried)`);
   const sio = ctx.fanoutPeer && ctx.peerUrl ? await socketIoRoom(ctx, S, ctx.runId) : null;
   if (sio) ctx.log(`  Socket.IO: ${S} clients in one room in ${sio.connectSeconds.toFixed(1)} s`);
+  const raw = ctx.fanoutRaw && ctx.rawUrl ? await rawRoom(ctx, S, ctx.runId) : null;
+  if (raw) ctx.log(`  raw limit: ${S} sockets on one object in ${raw.connectSeconds.toFixed(1)} s`);
   const sioRounds = [];
+  const rawRounds = [];
   await sleep(500);
 
   const a = agent(2);
@@ -124,9 +166,15 @@ export async function runFanout(ctx) {
       sioRounds.push(q);
       ctx.log(`  round ${r + 1} Socket.IO broadcast: p50 ${q.p50.toFixed(1)} ms, p99 ${q.p99.toFixed(1)} ms, max ${q.max.toFixed(1)} ms, missing ${q.missing}, emit→ack p50 ${q.sendP50.toFixed(1)} ms`);
     }
+    if (raw) {
+      const q = await raw.round(messages, gapMs);
+      rawRounds.push(q);
+      ctx.log(`  round ${r + 1} raw limit: p50 ${q.p50.toFixed(1)} ms, p99 ${q.p99.toFixed(1)} ms, max ${q.max.toFixed(1)} ms, missing ${q.missing}, HTTP send p50 ${q.sendP50.toFixed(1)} ms`);
+    }
   }
   a.destroy();
   for (const ws of sockets) ws.terminate();
   sio?.close();
-  return { sockets: S, users: nUsers, devicesPerUser: perUser, messages, gapMs, connectSeconds, rounds, sioRounds, sioConnectSeconds: sio?.connectSeconds ?? null };
+  raw?.close();
+  return { sockets: S, users: nUsers, devicesPerUser: perUser, messages, gapMs, connectSeconds, rounds, sioRounds, rawRounds, sioConnectSeconds: sio?.connectSeconds ?? null };
 }
