@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * `node bench/profile.mjs send|page|upgrade|members|healthz|insert|rawpage|fanout [seconds] [limit]`: a V8
+ * `node bench/profile.mjs send|page|upgrade|members|healthz|insert|rawpage|fanout|rawfanout [seconds] [limit]`: a V8
  * CPU profile of our Worker (and its Durable Objects, same isolate under wrangler
  * dev) while the bench drives one request kind at 50 connections; prints self
  * time by function. `insert` and `rawpage` profile the reference limit instead
- * (bench/raw, its own wrangler dev). `BENCH_SRC=HEAD` profiles that commit's sources.
+ * (bench/raw, its own wrangler dev), and `rawfanout` its broadcast to 1,000 sockets. `BENCH_SRC=HEAD` profiles that commit's sources.
  * Diagnostics for BENCHMARKS.md "Where the time goes".
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -16,7 +16,7 @@ import { startRawWorker, startWrangler, stopAll } from "./lib/services.mjs";
 const kind = process.argv[2] ?? "send";
 const seconds = Number(process.argv[3] ?? 8);
 const limit = Number(process.argv[4] ?? 100);
-const onRaw = kind === "insert" || kind === "rawpage";
+const onRaw = kind === "insert" || kind === "rawpage" || kind === "rawfanout";
 const started = onRaw ? await startRawWorker() : await startWrangler({}, { srcRef: process.env.BENCH_SRC || null });
 // DIRECT=1 drives the user Worker behind wrangler dev's proxy (what the proxy costs).
 const w = process.env.DIRECT && started.directUrl ? { ...started, url: started.directUrl } : started;
@@ -39,6 +39,10 @@ try {
     for (let i = 0; i < 600; i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
   }
   let sockets = [];
+  if (kind === "rawfanout") {
+    const { openSocket } = await import("./lib/client.mjs");
+    sockets = await pool(1000, 16, async () => openSocket(`${w.url.replace("http", "ws")}/raw/fan/live?after=0`, () => {}));
+  }
   if (kind === "fanout") {
     const users = Array.from({ length: 100 }, (_, i) => `fu${i}`);
     const owner = await token(users[0], "sender");
@@ -64,6 +68,12 @@ try {
     }
     lat.sort((x, y) => x - y);
     console.log(`fan-out send (1000 sockets, 100 users) HTTP reply p50 ${lat[Math.floor(lat.length / 2)].toFixed(1)} ms`);
+  } else if (kind === "rawfanout") {
+    while (Date.now() < until) {
+      await request({ base: w.url, agent: a, method: "POST", path: "/raw/fan/broadcast", raw: JSON.stringify(bodyOf(200)) });
+      n++;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   } else if (kind === "members") {
     // Growing one conversation by 1,000 new users a request (each a new UserDO), one request at a time.
     while (Date.now() < until) {
@@ -74,7 +84,7 @@ try {
       n++;
     }
   }
-  await pool(kind === "fanout" || kind === "members" ? 0 : kind.includes("page") ? 1 : 50, 50, async (c) => {
+  await pool(kind === "fanout" || kind === "rawfanout" || kind === "members" ? 0 : kind.includes("page") ? 1 : 50, 50, async (c) => {
     while (Date.now() < until) {
       const i = n++;
       if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });
