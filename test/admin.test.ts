@@ -198,6 +198,8 @@ describe("each signal moves when its cause happens", () => {
     const bob = await Device.of(uid("bob"));
     const conv = await alice.createConversation([bob.user]);
     for (let i = 0; i < 3; i++) await alice.sendOk(conv, `m${i}`);
+    // Read once before the ack too: the object must not answer the second read with the cursor it saw here.
+    expect((await bob.page(conv, "after=0")).status).toBe(200);
     expect((await bob.cursors({ received: { [conv]: 4 } })).status).toBe(200);
     const before = counter(await snapshot(), "duplicate_deliveries_total");
     const page = await bob.page(conv, "after=0");

@@ -9,7 +9,17 @@ export type MemberRow = { user_id: string; active: number; read_seq: number; slo
 export type IntervalRow = { from_seq: number; to_seq: number | null };
 export type TargetRow = { user_id: string; armed: number; attempts: number };
 
+/** Device cursors remembered by the page path; bounded (a full map starts over). */
+const RECEIVED_CACHE = 10_000;
+
 export class MemberTables {
+  /**
+   * `received` per device as last read, or null for none: every history page asks (the duplicate-delivery
+   * signal). Each write below drops its device's entry; read it outside transactions only, so nothing
+   * uncommitted is remembered.
+   */
+  readonly #received = new Map<string, number | null>();
+
   constructor(readonly sql: Sql) {}
 
   // ---- members ----
@@ -104,7 +114,14 @@ export class MemberTables {
   // ---- device cursors (the delivery mirror) ----
 
   deviceReceived(user: string, device: string): number | undefined {
-    return this.sql.first<{ received: number }>("SELECT received FROM device_cursors WHERE user_id = ? AND device_id = ?", user, device)?.received;
+    const key = `${user}/${device}`;
+    let received = this.#received.get(key);
+    if (received === undefined) {
+      received = this.sql.first<{ received: number }>("SELECT received FROM device_cursors WHERE user_id = ? AND device_id = ?", user, device)?.received ?? null;
+      if (this.#received.size >= RECEIVED_CACHE) this.#received.clear();
+      this.#received.set(key, received);
+    }
+    return received ?? undefined;
   }
 
   devicesOf(user: string): { device_id: string; received: number }[] {
@@ -113,6 +130,7 @@ export class MemberTables {
 
   /** Raises a device's cursor (and the user's furthest device); true when it moved. */
   raiseReceived(user: string, device: string, received: number, active: boolean, now: number): boolean {
+    this.#received.delete(`${user}/${device}`);
     const moved = this.sql.run(
       `INSERT INTO device_cursors (user_id, device_id, received, active, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (user_id, device_id) DO UPDATE SET received = excluded.received, updated_at = excluded.updated_at
@@ -129,6 +147,7 @@ export class MemberTables {
    * (stamped after the deletion, so a plain forget still on its way spares it).
    */
   forgetDevice(user: string, device: string, deletedAt: number, keep: number | null, now: number): void {
+    this.#received.delete(`${user}/${device}`);
     if (keep === null) this.sql.run("DELETE FROM device_cursors WHERE user_id = ? AND device_id = ? AND updated_at <= ?", user, device, deletedAt);
     else {
       // The old life's row is replaced; a row the new life already raised is never lowered (acks can overtake this call).
