@@ -14,7 +14,7 @@
  * - protocol/      wire types, schemas, limits, frames: shared with the client SDK
  * - client/        the client SDK (its own TypeScript project)
  */
-import { app } from "./worker/app";
+import { fetchHandler } from "./worker/app";
 import type { Env } from "./env";
 import { handleDeadLetters, handlePushBatch, type DeadPush } from "./push/consumer";
 import type { PushTask } from "./push/types";
@@ -27,7 +27,7 @@ export { PushGateDO } from "./push/gate-do";
 export { MetricsDO } from "./observability/metrics-do";
 
 export default {
-  fetch: app.fetch,
+  fetch: fetchHandler,
   async queue(batch, env) {
     if (batch.queue === "push-dlq") return handleDeadLetters(batch as MessageBatch<DeadPush>, env);
     return handlePushBatch(batch as MessageBatch<PushTask>, env);

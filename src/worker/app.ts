@@ -24,18 +24,20 @@ import { inboxSocket, isSocketPath, isUpgrade, liveSocket, requireUpgrade, ticke
 import { cursors, sync } from "./routes/sync";
 import { toDevice } from "./routes/to-device";
 import { deviceRateLimit, signals } from "./signals";
-import { jsonBodies } from "./validate";
+import { jsonBody } from "./validate";
 
 export const app = new Hono<AppEnv>();
+
+/** The Worker's entry: the log level for this environment, then the app. */
+export function fetchHandler(request: Request, env: AppEnv["Bindings"], ctx: ExecutionContext): Response | Promise<Response> {
+  setLogLevel(settings(env).logLevel);
+  return app.fetch(request, env, ctx);
+}
 
 app.onError(handleError);
 app.notFound(() => errorResponse("not_found", "no such route"));
 
 // ---- middleware, in order ----
-app.use("*", async (c, next) => {
-  setLogLevel(settings(c.env).logLevel);
-  await next();
-});
 // Preflights are answered here, before authentication (browsers send them without credentials).
 app.use("*", cors);
 // Public, and registered before the /v1/* middleware below, which it therefore never reaches.
@@ -48,8 +50,13 @@ const jsonLimit = bodyLimit({
     throw new ApiError("payload_too_large", `request body is over ${LIMITS.maxRequestBytes} bytes`);
   },
 });
-app.use("/v1/*", async (c, next) => (c.req.path === "/v1/media" ? next() : jsonLimit(c, next)));
-app.use("/v1/*", async (c, next) => (c.req.path === "/v1/media" ? next() : jsonBodies(c, next)));
+app.use("/v1/*", async (c, next) => {
+  if (c.req.path === "/v1/media") return next();
+  await jsonLimit(c, async () => {
+    await jsonBody(c);
+    await next();
+  });
+});
 app.use("/v1/inbox", requireUpgrade);
 app.use("/v1/conversations/:id/live", requireUpgrade);
 // Browsers cannot set headers on a WebSocket: socket upgrades (only) may carry a ticket or token in the query.

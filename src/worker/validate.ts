@@ -4,9 +4,8 @@
  * before any Durable Object is touched. The same middleware carries the schema
  * into the OpenAPI document (hono-openapi), so docs and checks cannot drift.
  */
-import { createMiddleware } from "hono/factory";
 import { validator } from "hono-openapi";
-import type { ValidationTargets } from "hono";
+import type { Context, ValidationTargets } from "hono";
 import type { ZodType } from "zod";
 import { ApiError } from "./errors";
 
@@ -32,7 +31,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
  * Bodies must be valid UTF-8: bad bytes are refused, not replaced with U+FFFD.
  * The body is read once; a request with the right header is not rebuilt.
  */
-export const jsonBodies = createMiddleware(async (c, next) => {
+export async function jsonBody(c: Context): Promise<void> {
   const method = c.req.method;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
     let text: string;
@@ -52,5 +51,4 @@ export const jsonBodies = createMiddleware(async (c, next) => {
       c.req.raw = new Request(c.req.raw.url, { method, headers, body: text.trim() === "" ? "{}" : text });
     }
   }
-  await next();
-});
+}
