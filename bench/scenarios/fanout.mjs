@@ -15,6 +15,24 @@ import { quantile } from "../lib/stats.mjs";
 
 const sioOpts = { transports: ["websocket"], reconnection: false, forceNew: true };
 
+/**
+ * One round: `messages` sends `gapMs` apart (`send(k, t0)`), then 1 s for the last frames;
+ * send→receive quantiles over what the receivers pushed into `latencies()` since the round began.
+ */
+async function measureRound(messages, gapMs, send, latencies, expected, who) {
+  const sendLat = [];
+  for (let k = 0; k < messages; k++) {
+    const t0 = performance.now();
+    await send(k, t0);
+    sendLat.push(performance.now() - t0);
+    await sleep(gapMs);
+  }
+  await sleep(1000);
+  const lat = latencies();
+  if (lat.length === 0) throw new Error(`no ${who} received anything`);
+  return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing: expected - lat.length, sendP50: quantile(sendLat, 0.5) };
+}
+
 /** S Socket.IO clients in one room of the peer, plus a sender; `round()` broadcasts `messages` and measures. */
 async function socketIoRoom(ctx, S, tag) {
   const room = `fan-${tag}`;
@@ -39,19 +57,9 @@ async function socketIoRoom(ctx, S, tag) {
   const body = bodyOf(200);
   return {
     connectSeconds,
-    async round(messages, gapMs) {
+    round(messages, gapMs) {
       lat = [];
-      const sendLat = [];
-      for (let k = 0; k < messages; k++) {
-        const t0 = performance.now();
-        await sender.emitWithAck("broadcast", { room, payload: { t0, k, body } });
-        sendLat.push(performance.now() - t0);
-        await sleep(gapMs);
-      }
-      await sleep(1000);
-      const missing = S * messages - lat.length;
-      if (lat.length === 0) throw new Error("no Socket.IO client received anything");
-      return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing, sendP50: quantile(sendLat, 0.5) };
+      return measureRound(messages, gapMs, (k, t0) => sender.emitWithAck("broadcast", { room, payload: { t0, k, body } }), () => lat, S * messages, "Socket.IO client");
     },
     close() {
       for (const s of clients) s.disconnect();
@@ -75,19 +83,13 @@ async function rawRoom(ctx, S, tag) {
   const a = agent(2);
   return {
     connectSeconds,
-    async round(messages, gapMs) {
+    round(messages, gapMs) {
       lat = [];
-      const sendLat = [];
-      for (let k = 0; k < messages; k++) {
-        const t0 = performance.now();
+      const send = async (_k, t0) => {
         const r = await request({ base: ctx.rawUrl, agent: a, method: "POST", path: `/raw/${name}/broadcast`, raw: JSON.stringify(bodyOf(200, { t0 })) });
         if (r.status !== 201) throw new Error(`raw broadcast ${r.status}`);
-        sendLat.push(performance.now() - t0);
-        await sleep(gapMs);
-      }
-      await sleep(1000);
-      if (lat.length === 0) throw new Error("no raw-limit socket received anything");
-      return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing: S * messages - lat.length, sendP50: quantile(sendLat, 0.5) };
+      };
+      return measureRound(messages, gapMs, send, () => lat, S * messages, "raw-limit socket");
     },
     close() {
       a.destroy();
@@ -149,18 +151,9 @@ export async function runFanout(ctx) {
   // Time origin shared with the receivers: performance.now() in this process.
   for (let r = 0; r < (ctx.fanoutRounds ?? (ctx.quick ? 2 : 3)); r++) {
     lat = [];
-    const sendLat = [];
-    for (let k = 0; k < messages; k++) {
-      const t0 = performance.now();
-      await must({ base: ctx.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: sender, json: { client_msg_id: `f${r}-${k}`, body: bodyOf(200, { t0 }) } }, [201]);
-      sendLat.push(performance.now() - t0);
-      await sleep(gapMs);
-    }
-    await sleep(1000);
-    const missing = S * messages - lat.length;
-    if (lat.length === 0) throw new Error("no socket received anything (sockets dropped?)");
-    rounds.push({ p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat), missing, sendP50: quantile(sendLat, 0.5) });
-    ctx.log(`  round ${r + 1}: send→receive p50 ${rounds.at(-1).p50.toFixed(1)} ms, p99 ${rounds.at(-1).p99.toFixed(1)} ms, max ${rounds.at(-1).max.toFixed(1)} ms, missing ${missing}, HTTP send p50 ${rounds.at(-1).sendP50.toFixed(1)} ms`);
+    const send = (k, t0) => must({ base: ctx.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: sender, json: { client_msg_id: `f${r}-${k}`, body: bodyOf(200, { t0 }) } }, [201]);
+    rounds.push(await measureRound(messages, gapMs, send, () => lat, S * messages, "socket (sockets dropped?)"));
+    ctx.log(`  round ${r + 1}: send→receive p50 ${rounds.at(-1).p50.toFixed(1)} ms, p99 ${rounds.at(-1).p99.toFixed(1)} ms, max ${rounds.at(-1).max.toFixed(1)} ms, missing ${rounds.at(-1).missing}, HTTP send p50 ${rounds.at(-1).sendP50.toFixed(1)} ms`);
     if (sio) {
       const q = await sio.round(messages, gapMs);
       sioRounds.push(q);
