@@ -7,7 +7,7 @@
 import { runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { TUNING } from "../src/config/tuning";
-import { MetricsBuffer } from "../src/observability/metrics";
+import { MetricsBuffer, type MetricsBatch } from "../src/observability/metrics";
 import type { MetricsSnapshot } from "../src/observability/metrics-do";
 import { gaugeShard, metricsShardName } from "../src/observability/shards";
 import { mergeSnapshots, readMetrics } from "../src/observability/snapshot";
@@ -107,6 +107,13 @@ describe("metrics written through several shards", () => {
     const h = (s: MetricsSnapshot) => s.histograms.find((x) => x.name === "sync_page_seconds")!;
     expect(h(after).count - h(before).count).toBe(values.length);
     expect(h(after).sum - h(before).sum).toBeCloseTo(values.reduce((s, v) => s + v, 0), 6);
+  });
+
+  it("a batch from an isolate of the previous version (observations, no histograms) still adds its counters", async () => {
+    const tag = uid("run");
+    const old = { counters: [{ name: "shed_total", labels: JSON.stringify({ run: tag }), value: 3 }], gauges: [], observations: [{ name: "sync_page_seconds", value: 0.01 }] };
+    await shardStub(HOMES[1]).add(old as unknown as MetricsBatch);
+    expect(counterOf(await shardStub(HOMES[1]).snapshot(), "shed_total", { run: tag })).toBe(3);
   });
 
   it("feed the admin JSON and the Prometheus text with the merged values", async () => {

@@ -52,7 +52,8 @@ export class MetricsDO extends PlatformObject {
           g.name, g.source, g.value, g.at,
         );
       }
-      for (const h of batch.histograms) this.#observe(h);
+      // An isolate still running the previous version sends no `histograms`: its counters and gauges still count.
+      for (const h of batch.histograms ?? []) this.#observe(h);
       this.sql.run("DELETE FROM gauges WHERE updated_at < ?", now - GAUGE_FRESH_MS);
       this.sql.run(
         "DELETE FROM gauges WHERE (name, source) IN (SELECT name, source FROM gauges ORDER BY updated_at DESC LIMIT -1 OFFSET ?)",
