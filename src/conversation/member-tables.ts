@@ -3,13 +3,14 @@
  * membership history, the cursor mirror (receipts), notification targets and
  * leaf versions, live shards. Extended by ConversationStore (store.ts).
  */
+import { remembered } from "../platform/remembered";
 import type { Sql } from "../platform/sql";
 
 export type MemberRow = { user_id: string; active: number; read_seq: number; slot: number | null; max_received: number };
 export type IntervalRow = { from_seq: number; to_seq: number | null };
 export type TargetRow = { user_id: string; armed: number; attempts: number };
 
-/** Device cursors remembered by the page path; bounded (a full map starts over). */
+/** Device cursors remembered for the page path (src/platform/remembered.ts). */
 const RECEIVED_CACHE = 10_000;
 
 export class MemberTables {
@@ -114,14 +115,8 @@ export class MemberTables {
   // ---- device cursors (the delivery mirror) ----
 
   deviceReceived(user: string, device: string): number | undefined {
-    const key = `${user}/${device}`;
-    let received = this.#received.get(key);
-    if (received === undefined) {
-      received = this.sql.first<{ received: number }>("SELECT received FROM device_cursors WHERE user_id = ? AND device_id = ?", user, device)?.received ?? null;
-      if (this.#received.size >= RECEIVED_CACHE) this.#received.clear();
-      this.#received.set(key, received);
-    }
-    return received ?? undefined;
+    const read = () => this.sql.first<{ received: number }>("SELECT received FROM device_cursors WHERE user_id = ? AND device_id = ?", user, device)?.received ?? null;
+    return remembered(this.#received, `${user}/${device}`, RECEIVED_CACHE, read) ?? undefined;
   }
 
   devicesOf(user: string): { device_id: string; received: number }[] {

@@ -4,6 +4,7 @@
  * them in the notification tree (freed slots are reused, so the tree stays as
  * small as the membership). Checks are primary-key lookups: O(log n) at any size.
  */
+import { remembered } from "../platform/remembered";
 import { LIMITS } from "../protocol/limits";
 import type { ConversationSummary, MemberChangeBody, MemberPage, RetentionPolicy, SenderRef } from "../protocol/types";
 import type { Log } from "./log";
@@ -14,17 +15,6 @@ import { iso } from "./wire";
 
 /** Membership answers kept in memory per user (cleared on every change). */
 const USER_CACHE = 10_000;
-
-/** `map`'s value for `key`, read once and kept; a full map starts over (bounded, no bookkeeping per hit). */
-function cached<V>(map: Map<string, V>, key: string, read: () => V): V {
-  let value = map.get(key);
-  if (value === undefined) {
-    value = read();
-    if (map.size >= USER_CACHE) map.clear();
-    map.set(key, value);
-  }
-  return value;
-}
 
 export class Members {
   readonly #active = new Map<string, boolean>();
@@ -42,13 +32,13 @@ export class Members {
 
   /** Whether `user` is a current member; remembered until the next membership change (senders ask on every send). */
   isActive(user: string): boolean {
-    return cached(this.#active, user, () => this.store.member(user)?.active === 1);
+    return remembered(this.#active, user, USER_CACHE, () => this.store.member(user)?.active === 1);
   }
 
   /** The user's intervals with open ones ending at the head; remembered until the next membership change (every page, cursor and socket asks). */
   intervals(user: string): Range[] {
     const head = this.meta().head_seq;
-    return cached(this.#intervals, user, () => this.store.intervals(user)).map((r) => ({ from: r.from_seq, to: r.to_seq ?? head }));
+    return remembered(this.#intervals, user, USER_CACHE, () => this.store.intervals(user)).map((r) => ({ from: r.from_seq, to: r.to_seq ?? head }));
   }
 
   visibleHead(intervals: readonly Range[]): number {

@@ -5,6 +5,7 @@
  * get each object's own method signatures.
  */
 import { TUNING } from "../config/tuning";
+import { remembered } from "./remembered";
 import { backoffMs } from "./retry";
 
 interface PlatformError {
@@ -65,12 +66,7 @@ const MAX_IDS = 10_000;
 function idOf<T>(namespace: Namespace<T>, name: string): DurableObjectId {
   let byName = ids.get(namespace);
   if (!byName) ids.set(namespace, (byName = new Map()));
-  let id = byName.get(name);
-  if (!id) {
-    if (byName.size >= MAX_IDS) byName.clear();
-    byName.set(name, (id = namespace.idFromName(name)));
-  }
-  return id;
+  return remembered(byName, name, MAX_IDS, () => namespace.idFromName(name));
 }
 
 /**
