@@ -48,11 +48,17 @@ function checkSize(token: string): void {
 
 const verified = new VerifiedTokens();
 
-/** The HS256 key per secret, imported once per isolate (the id names it in the verified-token cache). */
-let hsKey: { secret: string; id: string; key: Promise<CryptoKey> } | null = null;
+/** The HS256 key of one secret; its id names it in the verified-token cache. */
+interface HsMaterial {
+  id: string;
+  key: Promise<CryptoKey>;
+}
+
+/** The HS256 key per secret, imported once per isolate. */
+let hsKey: (HsMaterial & { secret: string }) | null = null;
 let hsGeneration = 0;
 
-function hs256(secret: string): { id: string; key: Promise<CryptoKey> } {
+function hs256(secret: string): HsMaterial {
   if (hsKey?.secret !== secret) {
     const key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
     hsKey = { secret, id: `hs256#${++hsGeneration}`, key };
@@ -111,7 +117,7 @@ async function firstVerifying(token: string, candidates: errors.JWKSMultipleMatc
   throw new errors.JWSSignatureVerificationFailed();
 }
 
-async function verifyHs256(token: string, material: { id: string; key: Promise<CryptoKey> }, leeway: number): Promise<Identity> {
+async function verifyHs256(token: string, material: HsMaterial, leeway: number): Promise<Identity> {
   const identity = await verifyWith(token, await material.key, ["HS256"], leeway).catch((err: unknown) => {
     throw err instanceof ApiError ? err : refusal(err);
   });
