@@ -3,12 +3,13 @@
  * do not depend on the member count (10, 1,000, 100,000). Members beyond the
  * creator are seeded straight into the conversation's tables (as a membership
  * change leaves them), so the measurement needs no 100,000 user objects; the
- * notification alarm is cancelled, because this file measures the send alone
- * (the notification's own cost is per window: see BENCHMARKS.md).
+ * notification alarm is cancelled, because the first test measures the send
+ * alone (the notification's own cost is per window: see BENCHMARKS.md); the
+ * second measures what one window's poke costs the member it reaches.
  */
 import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { convStub, Device, uid } from "./helpers";
+import { convStub, Device, flush, uid, userStub } from "./helpers";
 
 async function conversationOf(size: number): Promise<{ alice: Device; conv: string }> {
   const alice = await Device.of(uid("alice"));
@@ -44,6 +45,11 @@ async function rowsPerSend(conv: string, sender: string, n: number): Promise<num
   });
 }
 
+/** Rows a UserDO has written since it started (its Sql counter, as the conversation's stats count a send's). */
+function rowsWrittenBy(user: string): Promise<number> {
+  return runInDurableObject(userStub(user), (obj) => (obj as unknown as { sql: { written: number } }).sql.written);
+}
+
 describe("cost model", () => {
   it("a send writes the same rows at 10, 1,000 and 100,000 members", async () => {
     const sizes = [10, 1000, 100_000];
@@ -61,4 +67,23 @@ describe("cost model", () => {
     // The entry and its two index entries (the sender's, the idempotency key's); nothing else.
     expect(rows[10]).toBe(3);
   }, 120_000);
+
+  it("a tick poke writes 4 rows in the member's index, the same in every window", async () => {
+    const alice = await Device.of(uid("alice"));
+    const bob = uid("bob");
+    const conv = await alice.createConversation([bob]);
+    await flush(conv);
+    const perPoke: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const before = await rowsWrittenBy(bob);
+      await alice.sendOk(conv);
+      await flush(conv); // one tick reaches bob's UserDO
+      perPoke.push((await rowsWrittenBy(bob)) - before);
+    }
+    // The conversation's index row and its two index entries (sync order, activity order), and one meta row
+    // that counts the poke and moves the sync position in the same statement.
+    expect(perPoke).toEqual([4, 4, 4, 4, 4]);
+    const entry = await (await Device.of(bob)).syncEntry(conv);
+    expect(entry?.unread).toBe(5);
+  });
 });

@@ -28,18 +28,19 @@ export class ConversationIndex {
     private readonly budget: RowBudget,
   ) {}
 
-  /** Call inside a transaction. */
-  applyView(view: MemberView): Applied | null {
+  /** Call inside a transaction. `poked`: the view came as a poke from the conversation (counted). */
+  applyView(view: MemberView, poked = false): Applied | null {
     const prev = this.store.conversation(view.conversation_id);
-    return this.#save(view.conversation_id, prev, mergeView(prev ? stateOf(prev) : null, view));
+    return this.#save(view.conversation_id, prev, mergeView(prev ? stateOf(prev) : null, view), poked ? view.user : null);
   }
 
-  /** Call inside a transaction. */
+  /** Call inside a transaction. A tick is always a poke (counted). */
   applyTick(user: string, tick: Tick): { result: TickResult; applied: Applied | null } {
     const prev = this.store.conversation(tick.conversation_id);
     const next = mergeTick(prev ? stateOf(prev) : null, user, tick);
+    if (next === "stale" || next === null) this.store.notePoke(user, false);
     if (next === "stale") return { result: "stale", applied: null };
-    return { result: "ok", applied: next === null ? null : this.#save(tick.conversation_id, prev, next) };
+    return { result: "ok", applied: next === null ? null : this.#save(tick.conversation_id, prev, next, user) };
   }
 
   /**
@@ -77,7 +78,7 @@ export class ConversationIndex {
     return { checkpoint, has_more: hasMore, conversations: page.map(summary) };
   }
 
-  #save(id: string, prev: IndexRow | undefined, next: ConversationState): Applied | null {
+  #save(id: string, prev: IndexRow | undefined, next: ConversationState, pokedUser: string | null): Applied | null {
     const unread = unreadOf(next);
     const changed =
       !prev ||
@@ -89,7 +90,8 @@ export class ConversationIndex {
       prev.member_seq !== next.member_seq ||
       prev.unread !== unread;
     // A state that only got newer in tick terms is saved in place: the sync position moves only for what a client sees.
-    const pos = changed ? this.store.nextPosition() : prev.change_pos;
+    const moved = pokedUser !== null ? this.store.notePoke(pokedUser, changed) : changed ? this.store.nextPosition() : null;
+    const pos = changed ? moved! : prev.change_pos;
     this.store.saveConversation(id, next, unread, pos);
     if (!changed) return null;
     const frames: InboxServerFrame[] = [];

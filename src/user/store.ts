@@ -67,8 +67,17 @@ export class UserStore {
     return this.sql.one("SELECT user_id, change_pos, pokes, pushes_enqueued, pushes_converted, media_deleted FROM user_meta");
   }
 
-  notePoke(user: string): void {
-    this.sql.run("UPDATE user_meta SET pokes = pokes + 1, user_id = coalesce(user_id, ?)", user);
+  /**
+   * Counts a poke for `user` (whose index this is) and, with `move`, takes the
+   * next sync position, in one statement: a poke writes one meta row, not two.
+   * Returns the position after the statement.
+   */
+  notePoke(user: string, move: boolean): number {
+    return this.sql.one<{ change_pos: number }>(
+      "UPDATE user_meta SET pokes = pokes + 1, user_id = coalesce(user_id, ?), change_pos = change_pos + ? RETURNING change_pos",
+      user,
+      move ? 1 : 0,
+    ).change_pos;
   }
 
   position(): number {

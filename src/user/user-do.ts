@@ -112,10 +112,7 @@ export class UserDO extends PlatformObject {
   /** An exact view of one conversation from its ConversationDO. */
   async applyView(view: MemberView): Promise<Result<null>> {
     this.ready();
-    const applied = this.ctx.storage.transactionSync(() => {
-      this.#store.notePoke(view.user);
-      return this.#index.applyView(view);
-    });
+    const applied = this.ctx.storage.transactionSync(() => this.#index.applyView(view, true));
     await this.#after(view.user, applied ? [applied] : [], null);
     return ok(null);
   }
@@ -123,10 +120,7 @@ export class UserDO extends PlatformObject {
   /** A notification tick; `stale` asks the conversation for an exact view instead. */
   async applyTick(user: string, tick: Tick): Promise<TickResult> {
     this.ready();
-    const { result, applied } = this.ctx.storage.transactionSync(() => {
-      this.#store.notePoke(user);
-      return this.#index.applyTick(user, tick);
-    });
+    const { result, applied } = this.ctx.storage.transactionSync(() => this.#index.applyTick(user, tick));
     await this.#after(user, applied ? [applied] : [], null);
     return result;
   }
