@@ -170,9 +170,9 @@ async function snapshot(): Promise<unknown> {
     runInDurableObject(userStub(name), (_o, state) => {
       const sql = state.storage.sql;
       return {
-        meta: sql.exec("SELECT change_pos, queue_seq FROM user_meta").toArray(),
+        meta: sql.exec("SELECT queue_seq FROM user_meta").toArray(),
         devices: sql.exec("SELECT device_id, push_provider, push_token, push_json, dropped FROM devices ORDER BY device_id").toArray(),
-        conversations: sql.exec("SELECT conversation_id, epoch, head_seq, floor_seq, read_seq, unread, membership, member_seq FROM conversations ORDER BY conversation_id").toArray(),
+        conversations: sql.exec("SELECT conversation_id, epoch, head_seq, floor_seq, read_seq, unread, membership, member_seq, change_pos FROM conversations ORDER BY conversation_id").toArray(),
         received: sql.exec("SELECT * FROM received ORDER BY device_id, conversation_id").toArray(),
         queue: sql.exec("SELECT device_id, id, from_user, from_device, body FROM queue ORDER BY device_id, id").toArray(),
         queueSends: sql.exec("SELECT from_user, from_device, client_msg_id, queued FROM queue_sends ORDER BY from_user, from_device, client_msg_id").toArray(),

@@ -8,7 +8,7 @@ import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { CONVERSATION_MIGRATIONS } from "../src/conversation/schema";
 import { USER_MIGRATIONS } from "../src/user/schema";
-import { convStub, Device, uid } from "./helpers";
+import { convStub, Device, flush, pokes, uid, userStub } from "./helpers";
 
 const files = import.meta.glob<string>("../migrations/**/*.sql", { eager: true, import: "default" });
 
@@ -26,6 +26,7 @@ const SHIPPED: Record<string, string> = {
   "user/0004_tickets.sql": "71adf5a60b6742b0c48d4a7e908d3d858071f7eaea6f106dd5e6235751101664",
   "user/0005_derived_index.sql": "203d6f27b58baa374087ce0bba25661e03b4310e8139efc4c70c5deadfcaba50",
   "user/0006_paced.sql": "2e8194471ca45b0af74b9a0c7dda6ae328ff8bf46ad6dab283b7a27f31fd2943",
+  "user/0007_poke_rows.sql": "fb0fab3c67a27b5e1ff4439501d8c9fb39222c11582ee5658c13f62dec00b013",
   "metrics/0001_init.sql": "e8d67be640a4554c8a02440abc427f5f26ad29c59d1a9283cc83349c4abe65b7",
   "push_gate/0001_init.sql": "07af23fded862ed476e456a58e593e35ed6218f709430e269972291ffc3e500d",
   "live_shard/0001_init.sql": "c7305392758ecd5e1ed5d89c33f8f5ee8a602703ac4746d4e6d5d48ea16d7176",
@@ -92,5 +93,37 @@ describe("migrations", () => {
     expect(removed.status).toBe(200);
     expect(removed.body).toMatchObject({ seq: 0, duplicate: true });
     expect(await alice.sendOk(conv, "new", "k2")).toBe(seq + 1);
+  });
+
+  it("user v7 keeps every checkpoint and the poke count when both leave user_meta", async () => {
+    const alice = await Device.of(uid("alice"));
+    const bob = await Device.of(uid("bob"));
+    const conv = await alice.createConversation([bob.user]);
+    await alice.sendOk(conv);
+    await flush(conv);
+    const first = await bob.sync();
+    expect(first.body.conversations.map((c) => c.id)).toEqual([conv]);
+    const pokesBefore = await pokes(bob.user);
+    const v7 = USER_MIGRATIONS.find((m) => m.version === 7)!.sql;
+    await runInDurableObject(userStub(bob.user), (_obj, state) => {
+      const sql = state.storage.sql;
+      // The v6 layout: the sync position and every poke counted in user_meta, none on the rows.
+      const pos = sql.exec<{ p: number }>("SELECT max(change_pos) AS p FROM conversations").one().p;
+      sql.exec("ALTER TABLE conversations DROP COLUMN pokes");
+      sql.exec("ALTER TABLE user_meta ADD COLUMN change_pos INTEGER NOT NULL DEFAULT 0");
+      sql.exec("UPDATE user_meta SET change_pos = ?, pokes = ?", pos, pokesBefore);
+      sql.exec(v7);
+    });
+    await abortAllDurableObjects();
+    expect(await pokes(bob.user)).toBe(pokesBefore);
+    // The checkpoint issued before is still known, and still means "nothing new".
+    const same = await bob.sync(`since=${encodeURIComponent(first.body.checkpoint)}`);
+    expect(same.status).toBe(200);
+    expect(same.body.conversations).toEqual([]);
+    const head = await alice.sendOk(conv);
+    await flush(conv);
+    const next = await bob.sync(`since=${encodeURIComponent(first.body.checkpoint)}`);
+    expect(next.body.conversations.map((c) => [c.id, c.head_seq, c.unread])).toEqual([[conv, head, 2]]);
+    expect(await pokes(bob.user)).toBe(pokesBefore + 1);
   });
 });

@@ -30,17 +30,21 @@ export class ConversationIndex {
 
   /** Call inside a transaction. `poked`: the view came as a poke from the conversation (counted). */
   applyView(view: MemberView, poked = false): Applied | null {
+    if (poked) this.store.noteUser(view.user);
     const prev = this.store.conversation(view.conversation_id);
-    return this.#save(view.conversation_id, prev, mergeView(prev ? stateOf(prev) : null, view), poked ? view.user : null);
+    return this.#save(view.conversation_id, prev, mergeView(prev ? stateOf(prev) : null, view), poked);
   }
 
   /** Call inside a transaction. A tick is always a poke (counted). */
   applyTick(user: string, tick: Tick): { result: TickResult; applied: Applied | null } {
+    this.store.noteUser(user);
     const prev = this.store.conversation(tick.conversation_id);
     const next = mergeTick(prev ? stateOf(prev) : null, user, tick);
-    if (next === "stale" || next === null) this.store.notePoke(user, false);
-    if (next === "stale") return { result: "stale", applied: null };
-    return { result: "ok", applied: next === null ? null : this.#save(tick.conversation_id, prev, next, user) };
+    if (next === "stale" || next === null) {
+      this.store.notePoke();
+      return { result: next === "stale" ? "stale" : "ok", applied: null };
+    }
+    return { result: "ok", applied: this.#save(tick.conversation_id, prev, next, true) };
   }
 
   /**
@@ -78,7 +82,7 @@ export class ConversationIndex {
     return { checkpoint, has_more: hasMore, conversations: page.map(summary) };
   }
 
-  #save(id: string, prev: IndexRow | undefined, next: ConversationState, pokedUser: string | null): Applied | null {
+  #save(id: string, prev: IndexRow | undefined, next: ConversationState, poked: boolean): Applied | null {
     const unread = unreadOf(next);
     const changed =
       !prev ||
@@ -90,9 +94,8 @@ export class ConversationIndex {
       prev.member_seq !== next.member_seq ||
       prev.unread !== unread;
     // A state that only got newer in tick terms is saved in place: the sync position moves only for what a client sees.
-    const moved = pokedUser !== null ? this.store.notePoke(pokedUser, changed) : changed ? this.store.nextPosition() : null;
-    const pos = changed ? moved! : prev.change_pos;
-    this.store.saveConversation(id, next, unread, pos);
+    const pos = changed ? this.store.position() + 1 : prev.change_pos;
+    this.store.saveConversation(id, next, unread, pos, poked);
     if (!changed) return null;
     const frames: InboxServerFrame[] = [];
     const advanced = !prev || next.head.seq > prev.head_seq;

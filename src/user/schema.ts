@@ -5,6 +5,7 @@ import v3 from "../../migrations/user/0003_media.sql";
 import v4 from "../../migrations/user/0004_tickets.sql";
 import v5 from "../../migrations/user/0005_derived_index.sql";
 import v6 from "../../migrations/user/0006_paced.sql";
+import v7 from "../../migrations/user/0007_poke_rows.sql";
 
 export const USER_MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: v1 },
@@ -13,4 +14,5 @@ export const USER_MIGRATIONS: readonly Migration[] = [
   { version: 4, sql: v4 },
   { version: 5, sql: v5 },
   { version: 6, sql: v6 },
+  { version: 7, sql: v7 },
 ];

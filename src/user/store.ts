@@ -63,29 +63,35 @@ export class UserStore {
 
   // ---- user_meta ----
 
-  meta(): { user_id: string | null; change_pos: number; pokes: number; pushes_enqueued: number; pushes_converted: number; media_deleted: number } {
-    return this.sql.one("SELECT user_id, change_pos, pokes, pushes_enqueued, pushes_converted, media_deleted FROM user_meta");
+  meta(): { user_id: string | null; pushes_enqueued: number; pushes_converted: number; media_deleted: number } {
+    return this.sql.one("SELECT user_id, pushes_enqueued, pushes_converted, media_deleted FROM user_meta");
   }
 
-  /**
-   * Counts a poke for `user` (whose index this is) and, with `move`, takes the
-   * next sync position, in one statement: a poke writes one meta row, not two.
-   * Returns the position after the statement.
-   */
-  notePoke(user: string, move: boolean): number {
-    return this.sql.one<{ change_pos: number }>(
-      "UPDATE user_meta SET pokes = pokes + 1, user_id = coalesce(user_id, ?), change_pos = change_pos + ? RETURNING change_pos",
-      user,
-      move ? 1 : 0,
-    ).change_pos;
+  /** Whose index this is, once known (it never changes): kept after the first read that finds it. */
+  #user: string | null = null;
+
+  /** Names the user whose index this is (every poke carries it); written once. */
+  noteUser(user: string): void {
+    if (this.#user !== null) return;
+    const known = this.meta().user_id;
+    // Cached only once it is read back: a write in a transaction that rolls back must be made again.
+    if (known !== null) this.#user = known;
+    else this.sql.run("UPDATE user_meta SET user_id = ?", user);
   }
 
+  /** Counts a poke that changed no index row (the others count on their row). */
+  notePoke(): void {
+    this.sql.run("UPDATE user_meta SET pokes = pokes + 1");
+  }
+
+  /** Poke calls this index has received. */
+  pokes(): number {
+    return this.sql.one<{ n: number }>("SELECT (SELECT pokes FROM user_meta) + (SELECT coalesce(sum(pokes), 0) FROM conversations) AS n").n;
+  }
+
+  /** The sync position: the highest row position (one seek on the unique index), 0 for an empty index. */
   position(): number {
-    return this.sql.one<{ change_pos: number }>("SELECT change_pos FROM user_meta").change_pos;
-  }
-
-  nextPosition(): number {
-    return this.sql.one<{ change_pos: number }>("UPDATE user_meta SET change_pos = change_pos + 1 RETURNING change_pos").change_pos;
+    return this.sql.one<{ pos: number }>("SELECT coalesce(max(change_pos), 0) AS pos FROM conversations").pos;
   }
 
   nextQueueId(): number {
@@ -106,21 +112,23 @@ export class UserStore {
     return this.sql.first<IndexRow>("SELECT * FROM conversations WHERE conversation_id = ?", id);
   }
 
-  saveConversation(id: string, s: ConversationState, unread: number, pos: number): void {
+  /** Saves one index row at sync position `pos`; `poked`: a poke brought it (counted on the row). */
+  saveConversation(id: string, s: ConversationState, unread: number, pos: number, poked: boolean): void {
     this.sql.run(
       `INSERT INTO conversations (conversation_id, epoch, tick, head_seq, head_m, head_s, floor_seq, floor_m, floor_s, read_seq, read_m, read_s,
-         unread, membership, member_seq, intervals, last_activity_at, last_sender_user, last_sender_device, change_pos, paced)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         unread, membership, member_seq, intervals, last_activity_at, last_sender_user, last_sender_device, change_pos, paced, pokes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (conversation_id) DO UPDATE SET epoch = excluded.epoch, tick = excluded.tick,
          head_seq = excluded.head_seq, head_m = excluded.head_m, head_s = excluded.head_s,
          floor_seq = excluded.floor_seq, floor_m = excluded.floor_m, floor_s = excluded.floor_s,
          read_seq = excluded.read_seq, read_m = excluded.read_m, read_s = excluded.read_s,
          unread = excluded.unread, membership = excluded.membership, member_seq = excluded.member_seq, intervals = excluded.intervals,
          last_activity_at = excluded.last_activity_at, last_sender_user = excluded.last_sender_user,
-         last_sender_device = excluded.last_sender_device, change_pos = excluded.change_pos, paced = excluded.paced`,
+         last_sender_device = excluded.last_sender_device, change_pos = excluded.change_pos, paced = excluded.paced,
+         pokes = pokes + excluded.pokes`,
       id, s.epoch, s.tick, s.head.seq, s.head.counts[0], s.head.counts[1], s.floor.seq, s.floor.counts[0], s.floor.counts[1],
       s.read.seq, s.read.counts[0], s.read.counts[1], unread, s.membership, s.member_seq, JSON.stringify(s.intervals),
-      s.last_activity_at, s.last_sender?.user ?? null, s.last_sender?.device ?? null, pos, s.paced ? 1 : 0,
+      s.last_activity_at, s.last_sender?.user ?? null, s.last_sender?.device ?? null, pos, s.paced ? 1 : 0, poked ? 1 : 0,
     );
   }
 

@@ -164,8 +164,8 @@ export class UserDO extends PlatformObject {
     const meta = this.#store.meta();
     return {
       conversations: this.#store.conversationCount(),
-      checkpoint: meta.change_pos,
-      pokes: meta.pokes,
+      checkpoint: this.#store.position(),
+      pokes: this.#store.pokes(),
       pushes_enqueued: meta.pushes_enqueued,
       pushes_converted: meta.pushes_converted,
       devices: this.#store.devices().map((d) => {
