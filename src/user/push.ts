@@ -52,7 +52,7 @@ export class PushDecisions {
 
   /** Sends every device's due push; returns when the next one is due (Infinity: none). */
   async sendDue(now: number): Promise<number> {
-    const user = this.store.meta().user_id;
+    const user = this.store.userId();
     let next = Infinity;
     for (const device of this.store.devicesWithPending()) {
       const d = this.store.device(device);

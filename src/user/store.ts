@@ -63,20 +63,23 @@ export class UserStore {
 
   // ---- user_meta ----
 
-  meta(): { user_id: string | null; pushes_enqueued: number; pushes_converted: number; media_deleted: number } {
-    return this.sql.one("SELECT user_id, pushes_enqueued, pushes_converted, media_deleted FROM user_meta");
+  meta(): { pushes_enqueued: number; pushes_converted: number; media_deleted: number } {
+    return this.sql.one("SELECT pushes_enqueued, pushes_converted, media_deleted FROM user_meta");
   }
 
   /** Whose index this is, once known (it never changes): kept after the first read that finds it. */
   #user: string | null = null;
 
+  /** The user whose index this is; null until the first poke named it. */
+  userId(): string | null {
+    // Cached only once it is read back: a write in a transaction that rolls back must be made again.
+    this.#user ??= this.sql.one<{ user_id: string | null }>("SELECT user_id FROM user_meta").user_id;
+    return this.#user;
+  }
+
   /** Names the user whose index this is (every poke carries it); written once. */
   noteUser(user: string): void {
-    if (this.#user !== null) return;
-    const known = this.meta().user_id;
-    // Cached only once it is read back: a write in a transaction that rolls back must be made again.
-    if (known !== null) this.#user = known;
-    else this.sql.run("UPDATE user_meta SET user_id = ?", user);
+    if (this.userId() === null) this.sql.run("UPDATE user_meta SET user_id = ?", user);
   }
 
   /** Counts a poke that changed no index row (the others count on their row). */

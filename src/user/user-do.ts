@@ -130,7 +130,7 @@ export class UserDO extends PlatformObject {
     const admitted = this.#index.admit(since, limit);
     if (!admitted.ok) return admitted;
     // Paced conversations first, so the listing has their current head.
-    const user = this.#store.meta().user_id;
+    const user = this.#store.userId();
     if (user !== null) await this.#after(user, await this.#pull.run(user), null);
     const res = ok(this.#index.list(device, since, limit));
     await this.#touch(device);
@@ -282,7 +282,7 @@ export class UserDO extends PlatformObject {
   /** Due pushes, device expiry, forgetting removed devices, media sweeps; then the next wake-up. */
   protected override async onAlarm(): Promise<void> {
     const now = Date.now();
-    const user = this.#store.meta().user_id;
+    const user = this.#store.userId();
     const next = Math.min(
       await this.#push.sendDue(now),
       this.#devices.expire(now),
