@@ -12,7 +12,7 @@ function procs() {
       const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       // fields after ")": state(0) ppid(1) pgrp(2) ... utime(11) stime(12)
-      out.push({ pid: Number(d), comm, pgrp: Number(rest[2]), cpu: (Number(rest[11]) + Number(rest[12])) / TICK });
+      out.push({ pid: Number(d), comm, pgrp: Number(rest[2]), cpu: (Number(rest[11]) + Number(rest[12])) / TICK, kernel: Number(rest[12]) / TICK });
     } catch {}
   }
   return out;
@@ -28,6 +28,7 @@ function procs() {
 export function cpuSnapshot(groups) {
   const snap = { workerd: 0, raw_workerd: 0, wrangler_node: 0, bench_client: 0, peer: 0, other: 0 };
   const pids = new Map();
+  let workerdKernel = 0;
   for (const p of procs()) {
     let cat = "other";
     if (p.pgrp === groups.wrangler) cat = p.comm.includes("workerd") ? "workerd" : "wrangler_node";
@@ -35,9 +36,12 @@ export function cpuSnapshot(groups) {
     else if (p.pid === process.pid) cat = "bench_client";
     else if (p.pid === groups.peer) cat = "peer";
     snap[cat] += p.cpu;
+    if (cat === "workerd") workerdKernel += p.kernel;
     pids.set(p.pid, { cat, cpu: p.cpu });
   }
   Object.defineProperty(snap, "_pids", { value: pids, enumerable: false });
+  // The product's workerd in the kernel (file writes and syncs of SQLite commits among them), not a category.
+  Object.defineProperty(snap, "_workerdKernel", { value: workerdKernel, enumerable: false });
   return snap;
 }
 
