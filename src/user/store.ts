@@ -59,6 +59,9 @@ export function stateOf(r: IndexRow): ConversationState {
 }
 
 export class UserStore {
+  /** Whose index this is, once known (it never changes): kept after the first read that finds it. */
+  #user: string | null = null;
+
   constructor(readonly sql: Sql) {}
 
   // ---- user_meta ----
@@ -66,9 +69,6 @@ export class UserStore {
   meta(): { pushes_enqueued: number; pushes_converted: number; media_deleted: number } {
     return this.sql.one("SELECT pushes_enqueued, pushes_converted, media_deleted FROM user_meta");
   }
-
-  /** Whose index this is, once known (it never changes): kept after the first read that finds it. */
-  #user: string | null = null;
 
   /** The user whose index this is; null until the first poke named it. */
   userId(): string | null {
