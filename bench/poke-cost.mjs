@@ -9,15 +9,14 @@
  * own file) runs in the one workerd process the sends run in. A diagnostic for
  * BENCHMARKS.md "Size", not a figure of the run.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readDevVars } from "../scripts/lib/dev-auth.mjs";
 import { must, sleep, token } from "./lib/client.mjs";
 import { cpuSnapshot, cpuUsed } from "./lib/cpu.mjs";
 import { startWrangler, stopAll } from "./lib/services.mjs";
 
 const members = Number(process.argv[2] ?? 1000);
 const rounds = Number(process.argv[3] ?? 2);
-const pace = Number(/NOTIFY_POKES_PER_SECOND="?(\d+)/.exec(readFileSync(join(import.meta.dirname, "..", ".dev.vars"), "utf8"))?.[1] ?? 2000);
+const pace = Number(readDevVars().NOTIFY_POKES_PER_SECOND ?? 2000);
 const w = await startWrangler({});
 try {
   const users = Array.from({ length: members }, (_, i) => `pc${i}`);

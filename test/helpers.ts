@@ -174,10 +174,8 @@ export function outboxSize(conv: string): Promise<number> {
 }
 
 /** Poke calls a user's UserDO has received so far. */
-export function pokes(user: string): Promise<number> {
-  return runInDurableObject(userStub(user), (_obj, state) =>
-    Number(state.storage.sql.exec<{ n: number }>("SELECT (SELECT pokes FROM user_meta) + (SELECT coalesce(sum(pokes), 0) FROM conversations) AS n").one().n),
-  );
+export async function pokes(user: string): Promise<number> {
+  return (await userStub(user).stats()).pokes;
 }
 
 /**
