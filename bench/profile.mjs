@@ -35,7 +35,9 @@ try {
   if (onRaw) {
     await request({ base: w.url, method: "POST", path: "/raw/pf/fill?count=2000" });
   } else {
-    await request({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: conv, members: ["pf1", "pf2", "pf3", "pf4"] } });
+    // PROFILE_MEMBERS=50: the P1 conversation's size (members beyond the five senders have no device).
+    const members = Array.from({ length: Number(process.env.PROFILE_MEMBERS ?? 5) - 1 }, (_, i) => `pf${i + 1}`);
+    await request({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: conv, members } });
     for (let i = 0; i < 600; i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
   }
   let sockets = [];
@@ -141,6 +143,23 @@ try {
     const f = node.callFrame;
     const mod = /(?:index|worker)\.js$/.test(f.url) ? where(f.lineNumber + 1).replace(/node_modules\/\.pnpm\/[^/]+\/node_modules\//, "node_modules/") || "(bundle)" : f.url ? "(other script)" : `(native) ${f.functionName}`;
     byModule.set(mod, (byModule.get(mod) ?? 0) + (node.hitCount ?? 0));
+  }
+  // PROFILE_INCLUSIVE="fnA,fnB": samples under each named function (its whole subtree), e.g. applyTick vs send.
+  for (const name of (process.env.PROFILE_INCLUSIVE ?? "").split(",").filter(Boolean)) {
+    const byId = new Map(p.nodes.map((node) => [node.id, node]));
+    const under = (node) => (node.hitCount ?? 0) + (node.children ?? []).reduce((s, c) => s + under(byId.get(c)), 0);
+    const roots = p.nodes.filter((node) => node.callFrame.functionName === name);
+    const inner = new Set(roots.flatMap((r) => { const out = []; const walk = (n) => { for (const c of n.children ?? []) { out.push(c); walk(byId.get(c)); } }; walk(r); return out; }));
+    const hits = roots.filter((r) => !inner.has(r.id)).reduce((s, r) => s + under(r), 0);
+    console.log(`inclusive ${name}: ${((hits / total) * 100).toFixed(1)}% of samples, ${((hits * dt) / n).toFixed(3)} ms per request`);
+    const self = new Map();
+    const add = (node) => {
+      const key = `${node.callFrame.functionName || "(anonymous)"}:${node.callFrame.lineNumber + 1}${/(?:index|worker)\.js$/.test(node.callFrame.url) ? ` [${where(node.callFrame.lineNumber + 1)}]` : ""}`;
+      self.set(key, (self.get(key) ?? 0) + (node.hitCount ?? 0));
+      for (const c of node.children ?? []) add(byId.get(c));
+    };
+    for (const r of roots.filter((r) => !inner.has(r.id))) add(r);
+    for (const [k, v] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 8)) console.log(`    ${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
   }
   // PROFILE_CALLERS="<function name>": who calls it (self samples by calling frame chain), for native frames that name no source.
   if (process.env.PROFILE_CALLERS) {
