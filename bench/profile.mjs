@@ -144,35 +144,34 @@ try {
     const mod = /(?:index|worker)\.js$/.test(f.url) ? where(f.lineNumber + 1).replace(/node_modules\/\.pnpm\/[^/]+\/node_modules\//, "node_modules/") || "(bundle)" : f.url ? "(other script)" : `(native) ${f.functionName}`;
     byModule.set(mod, (byModule.get(mod) ?? 0) + (node.hitCount ?? 0));
   }
-  // PROFILE_INCLUSIVE="fnA,fnB": samples under each named function (its whole subtree), e.g. applyTick vs send.
+  const byId = new Map(p.nodes.map((node) => [node.id, node]));
+  const label = (f) => `${f.functionName || "(anonymous)"}:${f.lineNumber + 1}${/(?:index|worker)\.js$/.test(f.url) ? ` [${where(f.lineNumber + 1)}]` : ""}`;
+  // PROFILE_INCLUSIVE="fnA,fnB": samples under each named function (its whole subtree, counted once), e.g. applyTick vs send.
   for (const name of (process.env.PROFILE_INCLUSIVE ?? "").split(",").filter(Boolean)) {
-    const byId = new Map(p.nodes.map((node) => [node.id, node]));
-    const under = (node) => (node.hitCount ?? 0) + (node.children ?? []).reduce((s, c) => s + under(byId.get(c)), 0);
-    const roots = p.nodes.filter((node) => node.callFrame.functionName === name);
-    const inner = new Set(roots.flatMap((r) => { const out = []; const walk = (n) => { for (const c of n.children ?? []) { out.push(c); walk(byId.get(c)); } }; walk(r); return out; }));
-    const hits = roots.filter((r) => !inner.has(r.id)).reduce((s, r) => s + under(r), 0);
-    console.log(`inclusive ${name}: ${((hits / total) * 100).toFixed(1)}% of samples, ${((hits * dt) / n).toFixed(3)} ms per request`);
     const self = new Map();
-    const add = (node) => {
-      const key = `${node.callFrame.functionName || "(anonymous)"}:${node.callFrame.lineNumber + 1}${/(?:index|worker)\.js$/.test(node.callFrame.url) ? ` [${where(node.callFrame.lineNumber + 1)}]` : ""}`;
-      self.set(key, (self.get(key) ?? 0) + (node.hitCount ?? 0));
-      for (const c of node.children ?? []) add(byId.get(c));
+    let hits = 0;
+    const walk = (node, inside) => {
+      const here = inside || node.callFrame.functionName === name;
+      if (here && node.hitCount) {
+        hits += node.hitCount;
+        self.set(label(node.callFrame), (self.get(label(node.callFrame)) ?? 0) + node.hitCount);
+      }
+      for (const c of node.children ?? []) walk(byId.get(c), here);
     };
-    for (const r of roots.filter((r) => !inner.has(r.id))) add(r);
+    walk(p.nodes[0], false);
+    console.log(`inclusive ${name}: ${((hits / total) * 100).toFixed(1)}% of samples, ${((hits * dt) / n).toFixed(3)} ms per request`);
     for (const [k, v] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 8)) console.log(`    ${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
   }
   // PROFILE_CALLERS="<function name>": who calls it (self samples by calling frame chain), for native frames that name no source.
   if (process.env.PROFILE_CALLERS) {
     const parent = new Map();
     for (const node of p.nodes) for (const child of node.children ?? []) parent.set(child, node);
-    const byId = new Map(p.nodes.map((node) => [node.id, node]));
     const chains = new Map();
     for (const node of p.nodes) {
       if (node.callFrame.functionName !== process.env.PROFILE_CALLERS || !node.hitCount) continue;
       const names = [];
       for (let up = parent.get(node.id); up && names.length < 6; up = parent.get(up.id)) {
-        const f = byId.get(up.id).callFrame;
-        names.push(`${f.functionName || "(anonymous)"}:${f.lineNumber + 1}${/(?:index|worker)\.js$/.test(f.url) ? ` [${where(f.lineNumber + 1)}]` : ""}`);
+        names.push(label(byId.get(up.id).callFrame));
       }
       const key = names.join(" < ");
       chains.set(key, (chains.get(key) ?? 0) + node.hitCount);
