@@ -1,7 +1,7 @@
 /** The outbox: pokes survive eviction and are coalesced per member. */
 import { abortAllDurableObjects, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { convStub, Device, flush, outboxSize, pokes, range, uid } from "./helpers";
+import { convStub, Device, flush, outboxSize, pokes, range, sleep, uid } from "./helpers";
 
 describe("outbox", () => {
   it("survives eviction: a poke pending when every object is reset is delivered by the alarm", async () => {
@@ -71,6 +71,29 @@ describe("outbox", () => {
     }
     expect(await bob.syncEntry(conv)).toMatchObject({ head_seq: 101, unread: 100 });
     expect(await carol.syncEntry(conv)).toMatchObject({ head_seq: 101, unread: 100 });
+  });
+
+  it("a busy conversation pokes each member about once a second, however its busy spell starts", async () => {
+    const alice = await Device.of(uid("alice"));
+    const bob = await Device.of(uid("bob"));
+    const conv = await alice.createConversation([bob.user]);
+    await flush(conv);
+    const before = await pokes(bob.user);
+    // 2.5 s of sends, one every 50 ms, with the alarms firing on their own (none run by hand).
+    const started = Date.now();
+    let last = 0;
+    while (Date.now() - started < 2500) {
+      last = await alice.sendOk(conv);
+      await sleep(50);
+    }
+    for (let i = 0; i < 100 && (await outboxSize(conv)) > 0; i++) await sleep(50);
+    expect(await outboxSize(conv)).toBe(0);
+    const spent = Date.now() - started;
+    // The spell's first tick after the short window, then one a second (build to build), then the last changes.
+    const delta = (await pokes(bob.user)) - before;
+    expect(delta).toBeGreaterThanOrEqual(2);
+    expect(delta).toBeLessThanOrEqual(Math.ceil(spent / 1000) + 1);
+    expect(await bob.syncEntry(conv)).toMatchObject({ head_seq: last, unread: last - 1 });
   });
 
   it("an empty outbox means every member's index is current", async () => {

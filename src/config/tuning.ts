@@ -8,7 +8,7 @@ export const TUNING = {
   rpcAttempts: 4,
   rpcBaseDelayMs: 20,
 
-  /** Member notification: the shortest coalescing window, and how far it widens under load. */
+  /** Member notification: the coalescing window after a quiet spell, and while the conversation is busy. */
   notifyWindowMs: 25,
   notifyMaxWindowMs: 1000,
   /** Concurrent outbound calls while one object pokes its slice. */

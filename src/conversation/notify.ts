@@ -5,8 +5,9 @@
  *   head and floor with their running counts, and own counts of the few users
  *   who sent), the same for every current member. It costs O(members) calls per
  *   window, never per message, and goes through the shard tree (src/fanout/) so
- *   no object makes more than F calls. The window widens while the conversation
- *   stays busy, up to notifyMaxWindowMs: about one poke per member per second.
+ *   no object makes more than F calls. The window is notifyWindowMs after a quiet
+ *   spell and notifyMaxWindowMs while the conversation stays busy: at most one poke
+ *   per member per second, plus the first of each busy spell.
  * - An exact **view** goes to one member when something about that member
  *   changed (join, leave, read cursor, retention for former members) or when a
  *   tick could not apply (their UserDO missed the previous one, or the poke
@@ -56,8 +57,9 @@ export function isPaced(members: number, pokesPerSecond: number): boolean {
 }
 
 export class Notifier {
-  #window: number = TUNING.notifyWindowMs;
-  #lastTickAt = 0;
+  /** When the last tick was built, and the first change since (null: none seen). */
+  #builtAt = 0;
+  #pendingSince: number | null = null;
 
   constructor(private readonly d: NotifierDeps) {}
 
@@ -67,13 +69,22 @@ export class Notifier {
     return m.head_seq > m.tick_head || m.floor_seq > m.tick_floor;
   }
 
-  /** When the next tick may go: one window after the last one, never sooner than the shortest window. */
+  /**
+   * When the next tick may go: the shortest window after a quiet spell; while the
+   * conversation is busy (changes came within notifyMaxWindowMs of the last tick's
+   * build), notifyMaxWindowMs after that build, so a busy spell costs one round a
+   * second (build to build, whatever a round takes) however it starts.
+   */
   nextTickAt(now: number): number {
-    return Math.max(now + TUNING.notifyWindowMs, this.#lastTickAt + this.#window);
+    // Dirty without a change seen since the last build (a floor move, or changes from before a restart): due now.
+    if (this.#pendingSince === null) return Math.max(now, this.#builtAt + TUNING.notifyWindowMs);
+    const busy = this.#pendingSince - this.#builtAt < TUNING.notifyMaxWindowMs;
+    return Math.max(now, busy ? this.#builtAt + TUNING.notifyMaxWindowMs : this.#pendingSince + TUNING.notifyWindowMs);
   }
 
-  /** An append or a floor move: make sure a tick follows within the window. */
+  /** An append: make sure a tick follows within the window. */
   async scheduleTick(now: number): Promise<void> {
+    this.#pendingSince ??= now;
     const at = this.nextTickAt(now);
     if (!this.d.alarms.covers(at)) await this.d.alarms.atOrBefore(at);
   }
@@ -209,6 +220,8 @@ export class Notifier {
     const { store, meta, members } = this.d;
     const F = this.d.fanout;
     const tick = this.#build();
+    this.#builtAt = Date.now();
+    this.#pendingSince = null;
     const leaves = this.leaves;
     const result: FanoutResult = { retry: [], failedLeaves: [] };
     const nodes = topNodes(leaves, F);
@@ -236,9 +249,6 @@ export class Notifier {
       m.floor_senders = [];
       store.saveMeta(m);
     });
-    // Busy conversations tick less often: the window doubles while ticks keep coming within a second.
-    this.#window = now - this.#lastTickAt < TUNING.notifyMaxWindowMs ? Math.min(TUNING.notifyMaxWindowMs, this.#window * 2) : TUNING.notifyWindowMs;
-    this.#lastTickAt = now;
   }
 
   async #send(tick: Tick, node: TreeNode, leaves: number, versions: Map<number, number>, out: FanoutResult): Promise<void> {
