@@ -4,8 +4,17 @@
  * CPU profile of our Worker (and its Durable Objects, same isolate under wrangler
  * dev) while the bench drives one request kind at 50 connections; prints self
  * time by function. `insert` and `rawpage` profile the reference limit instead
- * (bench/raw, its own wrangler dev), and `rawfanout` its broadcast to 1,000 sockets. `BENCH_SRC=HEAD` profiles that commit's sources.
+ * (bench/raw, its own wrangler dev), and `rawfanout` its broadcast to 1,000 sockets.
  * Diagnostics for BENCHMARKS.md "Where the time goes".
+ *
+ * Options (environment):
+ *   DIRECT=1                 drive the user Worker behind wrangler dev's proxy (what the proxy costs)
+ *   BENCH_SRC=<ref>          profile that commit's sources
+ *   PROFILE_MEMBERS=N        the profiled conversation's size (default 5: the senders)
+ *   PROFILE_TOP=N            rows of the self-time table (default 25)
+ *   PROFILE_INCLUSIVE=f,g    samples under each named function (inclusive), per request
+ *   PROFILE_CALLERS=f        who calls the named function, by samples
+ * e.g. `DIRECT=1 PROFILE_MEMBERS=50 PROFILE_INCLUSIVE=send,applyTick node bench/profile.mjs send 8`
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
