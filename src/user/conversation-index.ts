@@ -8,7 +8,7 @@ import { fail, ok, type Result } from "../protocol/errors";
 import type { InboxServerFrame } from "../protocol/frames";
 import type { MemberView, Tick, TickResult } from "../protocol/internal";
 import type { SyncConversation, SyncResponse } from "../protocol/types";
-import { decodeCheckpoint, encodeCheckpoint, encodeFullCheckpoint } from "./checkpoint";
+import { decodeCheckpoint, encodeCheckpoint, encodeFullCheckpoint, type Checkpoint } from "./checkpoint";
 import { mergeTick, mergeView, unreadOf, type ConversationState } from "./conversation-state";
 import { stateOf, type IndexRow, type UserStore } from "./store";
 
@@ -50,24 +50,25 @@ export class ConversationIndex {
   /**
    * Checks a sync request before anything runs for it: a malformed or unknown
    * checkpoint is refused and the row budget is charged (a refusal changes nothing).
+   * Returns the decoded checkpoint for `list` (null: a full sync from the top).
    */
-  admit(since: string | undefined, limit: number): Result<null> {
-    if (since !== undefined) {
-      const cp = decodeCheckpoint(since);
-      if (cp === null || (cp.kind === "since" ? cp.pos : cp.snapshot) > this.store.position()) return fail("invalid_request", "unknown or malformed checkpoint");
+  admit(since: string | undefined, limit: number): Result<Checkpoint | null> {
+    const cp = since === undefined ? null : decodeCheckpoint(since);
+    if (since !== undefined && (cp === null || (cp.kind === "since" ? cp.pos : cp.snapshot) > this.store.position())) {
+      return fail("invalid_request", "unknown or malformed checkpoint");
     }
     // Summaries are cheap (one index row each), so their budget is far larger than history's.
-    return this.budget.admit(limit, "sync") ?? ok(null);
+    return this.budget.admit(limit, "sync") ?? ok(cp);
   }
 
   /**
-   * Conversations changed since `since` (or the whole inbox, newest activity
-   * first, when absent), at most `limit` per page. Call after `admit`: a full
+   * Conversations changed after the checkpoint `from` (or the whole inbox, newest
+   * activity first, when null), at most `limit` per page. `from` comes from `admit`: a full
    * sync's snapshot is taken here, so it includes what was applied in between.
    */
-  list(device: string, since: string | undefined, limit: number): SyncResponse {
+  list(device: string, from: Checkpoint | null, limit: number): SyncResponse {
     const position = this.store.position();
-    const cp = since === undefined ? { kind: "full" as const, snapshot: position, after: null } : decodeCheckpoint(since)!;
+    const cp = from ?? { kind: "full" as const, snapshot: position, after: null };
     if (cp.kind === "since") {
       const rows = this.store.changedSince(device, cp.pos, limit + 1);
       const hasMore = rows.length > limit;

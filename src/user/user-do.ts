@@ -132,7 +132,7 @@ export class UserDO extends PlatformObject {
     // Paced conversations first, so the listing has their current head.
     const user = this.#store.userId();
     if (user !== null) await this.#after(user, await this.#pull.run(user), null);
-    const res = ok(this.#index.list(device, since, limit));
+    const res = ok(this.#index.list(device, admitted.value, limit));
     await this.#touch(device);
     this.#push.caughtUp(device, true);
     metrics.observe(this.env, "device_backlog_entries", this.#store.backlog(device));
