@@ -624,9 +624,11 @@ export class World {
    * `ctx.abort()` for the conversations, their notification tree nodes and
    * their live shards, in the middle of a drain. Not abortAllDurableObjects(),
    * and not the UserDOs as well: aborting the tree's leaves together with the
-   * UserDOs they are poking leaves the pool unable to end the test file (the
-   * tests pass, the process never exits; @cloudflare/vitest-pool-workers
-   * 0.15.1, sharded config). The `user` scope kills a UserDO mid-drain instead.
+   * UserDOs they are poking left the pool unable to end the test file (the
+   * tests passed, the process never exited; @cloudflare/vitest-pool-workers
+   * 0.15.1, sharded config). The cause was found later: a log line from an
+   * aborted object (test/quiet-events.ts); the order is kept, it costs nothing.
+   * The `user` scope kills a UserDO mid-drain instead.
    */
   async #abortEach(): Promise<void> {
     stats.evictions += 1;
