@@ -1,7 +1,7 @@
 /**
  * Structured JSON logs: one line per event, machine-readable in `wrangler tail`
- * and Logpush. The level comes from the LOG_LEVEL setting (tests run "error",
- * so a passing run reads clean).
+ * and Logpush. The level comes from the LOG_LEVEL setting (tests run "info", as
+ * wrangler.toml does, and drop the lines before Vitest sees them: test/quiet-events.ts).
  */
 export type LogLevel = "debug" | "info" | "error" | "silent";
 
