@@ -53,9 +53,10 @@ export class ConversationIndex {
    * Returns the decoded checkpoint for `list` (null: a full sync from the top).
    */
   admit(since: string | undefined, limit: number): Result<Checkpoint | null> {
-    const cp = since === undefined ? null : decodeCheckpoint(since);
-    if (since !== undefined && (cp === null || (cp.kind === "since" ? cp.pos : cp.snapshot) > this.store.position())) {
-      return fail("invalid_request", "unknown or malformed checkpoint");
+    let cp: Checkpoint | null = null;
+    if (since !== undefined) {
+      cp = decodeCheckpoint(since);
+      if (cp === null || (cp.kind === "since" ? cp.pos : cp.snapshot) > this.store.position()) return fail("invalid_request", "unknown or malformed checkpoint");
     }
     // Summaries are cheap (one index row each), so their budget is far larger than history's.
     return this.budget.admit(limit, "sync") ?? ok(cp);

@@ -621,14 +621,13 @@ export class World {
   }
 
   /**
-   * `ctx.abort()` for the conversations, their notification tree nodes and
-   * their live shards, in the middle of a drain. Not abortAllDurableObjects(),
-   * and not the UserDOs as well: aborting the tree's leaves together with the
-   * UserDOs they are poking left the pool unable to end the test file (the
-   * tests passed, the process never exited; @cloudflare/vitest-pool-workers
-   * 0.15.1, sharded config). The cause was found later: a log line from an
-   * aborted object (test/quiet-events.ts); the order is kept, it costs nothing.
-   * The `user` scope kills a UserDO mid-drain instead.
+   * `ctx.abort()` in the middle of a drain for every object it touches: the
+   * conversations, their notification tree nodes and live shards, then the
+   * members' UserDOs, one after the other, callers before callees: a second
+   * kind of eviction beside `#evict("all")` (abortAllDurableObjects, every
+   * object at once). It was written to dodge a pool stall that aborting leaves
+   * and UserDOs together provoked; the stall's cause was a log line from an
+   * aborted object (test/quiet-events.ts). The `user` scope kills one UserDO.
    */
   async #abortEach(): Promise<void> {
     stats.evictions += 1;
@@ -652,7 +651,7 @@ export class World {
       }
     }
     for (const [i, user] of this.users.entries()) if (i !== STRANGER && this.convs.some((c) => c.everMember(user))) stubs.push(rawStub("USERS", user));
-    // One after the other, callers before callees (see above).
+    // One after the other, callers before callees.
     for (const stub of stubs) await abort(stub);
     for (const s of this.sockets.values()) s.evicted = true;
     await installFaults(this.convs[0]!.id);
