@@ -5,6 +5,8 @@ const med = (list, key) => median(list.map((x) => (key ? x[key] : x)).filter((v)
 const f0 = (x) => (x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-US"));
 const f1 = (x) => (x === null || x === undefined ? "–" : (Math.round(x * 10) / 10).toFixed(1));
 const f2 = (x) => (x === null || x === undefined ? "–" : (Math.round(x * 100) / 100).toFixed(2));
+/** Result keys of the phases bench/run.mjs records (for failures, cores busy and durations). */
+const PHASES = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_direct", "recovery_quiet", "inbox", "fanout_direct"];
 
 /**
  * Rows: { id, what, ours, baseline, ratio, target: { op: ">=" | "<=", value } | null, pass, note }.
@@ -160,6 +162,12 @@ export function summarize(r) {
     const ms = (list) => med(list, "seconds") * 1000;
     add({ id: "peer-direct", what: `Peer diagnostic: same recovery, straight to the user Worker (bypassing wrangler dev's proxy)`, ours: `${f0(ms(rd.live))} ms live catch-up, ${f0(ms(rd.http))} ms HTTP pages`, baseline: `${f0(ms(rd.sio))} ms Socket.IO${rd.rawLive?.length ? `, ${f0(ms(rd.rawLive))} ms raw-limit reconnect` : ""}`, ratio: ms(rd.sio) / ms(rd.live), of_raw: rd.rawLive?.length ? ms(rd.rawLive) / ms(rd.live) : null, target: null, note: "not a product figure: shows what the dev proxy adds to every upgrade and frame" });
   }
+  const rq = ok("recovery_quiet");
+  if (rq) {
+    const ms = (list) => med(list, "seconds") * 1000;
+    const busy = (x) => x?.wrangler_node ?? "?";
+    add({ id: "peer-quiet", what: `Peer diagnostic: same recovery, straight to the user Worker of a server started without wrangler dev's DevTools inspector (bench/lib/dev-quiet.mjs)`, ours: `${f0(ms(rq.live))} ms live catch-up, ${f0(ms(rq.http))} ms HTTP pages`, baseline: `${f0(ms(rq.sio))} ms Socket.IO${rq.rawLive?.length ? `, ${f0(ms(rq.rawLive))} ms raw-limit reconnect` : ""}`, ratio: ms(rq.sio) / ms(rq.live), of_raw: rq.rawLive?.length ? ms(rq.rawLive) / ms(rq.live) : null, target: null, note: `not a product figure: the runtime with no dev tooling in between. wrangler dev's inspector turns the fetch that hands each upgrade to its Durable Object into an event that wrangler's node process formats and appends to its debug log (wrangler node ${busy(rd?._cores)} cores busy in the diagnostic above, ${busy(rq.cores_quiet)} here); a deployed Worker does none of that` });
+  }
   const ib = ok("inbox");
   if (ib) {
     const m = ib.medians;
@@ -197,7 +205,7 @@ export function renderMarkdown(r) {
     const met = raw || !row.target ? "–" : row.pass === null ? "n/a" : row.pass ? "yes" : "**no**";
     lines.push(`| ${row.what} | ${row.ours} | ${row.baseline} | ${ratio} | ${target} | ${met} | ${raw ? "1" : f2(row.of_raw)} | ${row.note} |`);
   }
-  const failed = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_direct", "inbox", "fanout_direct"].filter((k) => r[k]?.error);
+  const failed = PHASES.filter((k) => r[k]?.error);
   if (failed.length) {
     lines.push("");
     for (const k of failed) lines.push(`- **${k} failed:** ${r[k].error}`);
@@ -213,13 +221,12 @@ export function renderMarkdown(r) {
     lines.push("");
     lines.push(`One at a time: GET /healthz p50 ${f1(d.healthz_latency_ms.p50)} ms; raw INSERT round trip p50 ${f1(d.raw_insert_latency_ms.p50)} ms; raw 100-row page p50 ${f1(d.raw_page100_latency_ms.p50)} ms.`);
   }
-  const phases = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_direct", "inbox", "fanout_direct"];
-  const cores = phases.filter((k) => r[k]?._cores);
+  const cores = PHASES.filter((k) => r[k]?._cores);
   if (cores.length) {
     lines.push("");
     lines.push("Average cores busy per phase (of " + m.nproc + "): " + cores.map((k) => `${k}: workerd ${r[k]._cores.workerd}, raw workerd ${r[k]._cores.raw_workerd ?? 0}, bench client ${r[k]._cores.bench_client}, wrangler node ${r[k]._cores.wrangler_node}, peer ${r[k]._cores.peer}`).join("; ") + ". (Everything else on the machine, i.e. other people's jobs, is in latest.json as `other`; it is approximate, processes that end mid-phase make it swing.)");
   }
-  const timed = phases.filter((k) => typeof r[k]?._seconds === "number");
+  const timed = PHASES.filter((k) => typeof r[k]?._seconds === "number");
   if (timed.length) {
     lines.push("");
     lines.push("Phase durations: " + timed.map((k) => `${k} ${f0(r[k]._seconds)} s`).join(", ") + `; whole run ${f0(r.total_seconds)} s.`);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,peerdirect,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS] [-- --storm-devices=N]`
+ * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,peerdirect,peerquiet,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS] [-- --storm-devices=N]`
  *
  * One run, side by side: starts the product's `wrangler dev` (own process group,
  * temp state, push pointed at a local webhook receiver), the reference limit's
@@ -150,6 +150,25 @@ async function phase(ctx, name, fn) {
   }
 }
 
+/**
+ * runRecovery straight to the user Workers of a second product server and raw limit started without
+ * the DevTools inspector (stopped after): the runtime with no dev tooling in between.
+ */
+async function recoveryWithoutInspector(ctx) {
+  const ours = await startWrangler({}, { srcRef, inspector: false });
+  const raw = await startRawWorker({ inspector: false });
+  try {
+    const c = { ...ctx, url: ours.directUrl, wsUrl: ours.directUrl.replace(/^http/, "ws"), rawUrl: raw.directUrl, runId: `${ctx.runId}pq`, groups: { ...ctx.groups, wrangler: ours.pid, raw: raw.pid } };
+    const c0 = cpuSnapshot(c.groups);
+    const t0 = performance.now();
+    const out = await runRecovery(c);
+    // The phase's own figure counts the idle inspector-run servers; these are the quiet ones'.
+    return { ...out, cores_quiet: cpuDelta(c0, cpuSnapshot(c.groups), (performance.now() - t0) / 1000) };
+  } finally {
+    await Promise.all([ours.stop(), raw.stop()]);
+  }
+}
+
 async function main() {
   const info = machine();
   log(`bench ${quick ? "--quick" : "full"} on ${info.nproc} cores, load ${info.loadavg_start.join(" ")}, node ${info.node}, wrangler ${info.wrangler}; measuring the ${info.src}`);
@@ -202,6 +221,8 @@ async function main() {
     results.inbox = await phase(ctx, "p6", runInbox);
     // Diagnostic: the same recovery straight to the user Worker, bypassing wrangler dev's proxy (what the proxy adds).
     results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), rawUrl: c.rawDirectUrl, runId: `${c.runId}pd` }));
+    // Diagnostic: the same recovery with neither the dev proxy nor the DevTools inspector (bench/lib/dev-quiet.mjs).
+    results.recovery_quiet = await phase(ctx, "peerquiet", recoveryWithoutInspector);
     if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), rawUrl: c.rawDirectUrl, fanoutRaw: true, runId: `${c.runId}d`, fanoutRounds: 1 }));
     // Last: its 10,000-member conversation creates 10,000 UserDOs, near what one local workerd process holds (README, Local limits).
     results.size = await phase(ctx, "size", runSizeScaling);

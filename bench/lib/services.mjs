@@ -76,8 +76,11 @@ function snapshot(dir, srcRef) {
 /**
  * Runs `wrangler dev` from `codeDir` detached (own process group, killed as one),
  * on a free port with a free inspector port and `--persist-to` a temp dir.
+ * `inspector: false`: the same server without the DevTools inspector (bench/lib/dev-quiet.mjs;
+ * no `vars`), to measure what wrangler dev's inspector costs.
  */
-async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [] }) {
+async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [], inspector = true }) {
+  if (!inspector && Object.keys(vars).length) throw new Error("dev-quiet.mjs takes no --var");
   const port = await freePort();
   const inspectorPort = await freePort();
   const state = mkdtempSync(join(tmpdir(), "bench-state-"));
@@ -88,7 +91,10 @@ async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [] }) 
   const debugLog = join(state, "wrangler-debug.log");
   const args = ["dev", "--ip", HOST, "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", state, "--log-level", "warn", "--show-interactive-dev-session=false"];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-  const child = spawn(join(ROOT, "node_modules", ".bin", "wrangler"), args, {
+  const [command, argv] = inspector
+    ? [join(ROOT, "node_modules", ".bin", "wrangler"), args]
+    : [process.execPath, [join(ROOT, "bench", "lib", "dev-quiet.mjs"), String(port), state]];
+  const child = spawn(command, argv, {
     cwd: codeDir,
     detached: true, // setsid: its own process group, killed as one
     stdio: ["ignore", out, out],
@@ -128,7 +134,9 @@ async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [] }) 
   let directUrl = null;
   for (let i = 0; i < 50 && !directUrl; i++) {
     try {
-      const m = /"userWorkerUrl":\{"protocol":"http:","hostname":"([\d.]+)","port":"(\d+)"/.exec(readFileSync(debugLog, "utf8"));
+      const m = inspector
+        ? /"userWorkerUrl":\{"protocol":"http:","hostname":"([\d.]+)","port":"(\d+)"/.exec(readFileSync(debugLog, "utf8"))
+        : /user Worker on http:\/\/([\d.]+):(\d+)/.exec(readFileSync(logPath, "utf8"));
       if (m) directUrl = `http://${m[1]}:${m[2]}`;
     } catch {}
     if (!directUrl) await sleep(100);
@@ -139,13 +147,13 @@ async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [] }) 
 /**
  * Starts the product's `wrangler dev` (from a private snapshot of its sources) with `vars` as --var.
  * @param {Record<string, string>} vars
- * @param {{ srcRef?: string | null }} [opts]
+ * @param {{ srcRef?: string | null, inspector?: boolean }} [opts]
  */
-export async function startWrangler(vars, { srcRef = null } = {}) {
+export async function startWrangler(vars, { srcRef = null, inspector = true } = {}) {
   ensureDevVars();
   const code = mkdtempSync(join(tmpdir(), "bench-src-"));
   snapshot(code, srcRef);
-  return launchWranglerDev({ codeDir: code, vars, logName: "wrangler-last.log" });
+  return launchWranglerDev({ codeDir: code, vars, logName: inspector ? "wrangler-last.log" : "wrangler-quiet-last.log", inspector });
 }
 
 /**
@@ -153,10 +161,10 @@ export async function startWrangler(vars, { srcRef = null } = {}) {
  * Durable Object: one RPC + one INSERT, one page SELECT), with its own
  * `wrangler dev` (own port, own persist dir), next to the product's.
  */
-export async function startRawWorker() {
+export async function startRawWorker({ inspector = true } = {}) {
   const code = mkdtempSync(join(tmpdir(), "bench-raw-"));
   for (const f of ["worker.ts", "wrangler.toml"]) cpSync(join(ROOT, "bench", "raw", f), join(code, f));
-  return launchWranglerDev({ codeDir: code, logName: "wrangler-raw-last.log" });
+  return launchWranglerDev({ codeDir: code, logName: inspector ? "wrangler-raw-last.log" : "wrangler-raw-quiet-last.log", inspector });
 }
 
 /** Starts bench/peer/socketio-server.mjs; resolves once it prints its port. */
