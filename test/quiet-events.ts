@@ -15,10 +15,16 @@
  * Spies still see every line: `vi.spyOn(console, "log")` wraps the functions set here.
  */
 const isEvent = (args: unknown[]) => typeof args[0] === "string" && args[0].startsWith('{"event":');
+// Setup files run once per test file; an isolate the pool reuses keeps the console wrapped once.
+const wrapped = Symbol.for("offline-delivery.quiet-events");
+const marks = globalThis as { [wrapped]?: true };
 
-for (const level of ["log", "error"] as const) {
-  const write = console[level].bind(console);
-  console[level] = (...args: unknown[]) => {
-    if (!isEvent(args)) write(...args);
-  };
+if (!marks[wrapped]) {
+  marks[wrapped] = true;
+  for (const level of ["log", "error"] as const) {
+    const write = console[level].bind(console);
+    console[level] = (...args: unknown[]) => {
+      if (!isEvent(args)) write(...args);
+    };
+  }
 }
