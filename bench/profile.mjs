@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 /**
- * `node bench/profile.mjs send|page|upgrade|members|healthz|insert|rawpage|fanout|rawfanout [seconds] [limit]`: a V8
+ * `node bench/profile.mjs send|page|upgrade|members|pokes|healthz|insert|rawpage|fanout|rawfanout [seconds] [limit]`: a V8
  * CPU profile of our Worker (and its Durable Objects, same isolate under wrangler
  * dev) while the bench drives one request kind at 50 connections; prints self
  * time by function. `insert` and `rawpage` profile the reference limit instead
  * (bench/raw, its own wrangler dev), and `rawfanout` its broadcast to 1,000 sockets.
+ * `pokes`: one message's tick round to PROFILE_MEMBERS members (default 1,000) after their
+ * UserDOs sat idle past local eviction (~10 s), so each poke wakes its object; the
+ * profile runs `seconds` (give it the round: members ÷ NOTIFY_POKES_PER_SECOND).
  * Diagnostics for BENCHMARKS.md "Where the time goes".
  *
  * Options (environment):
@@ -45,9 +48,9 @@ try {
     await request({ base: w.url, method: "POST", path: "/raw/pf/fill?count=2000" });
   } else {
     // PROFILE_MEMBERS=50: the P1 conversation's size (members beyond the five senders have no device).
-    const members = Array.from({ length: Number(process.env.PROFILE_MEMBERS ?? 5) - 1 }, (_, i) => `pf${i + 1}`);
+    const members = Array.from({ length: Number(process.env.PROFILE_MEMBERS ?? (kind === "pokes" ? 1000 : 5)) - 1 }, (_, i) => `pf${i + 1}`);
     await request({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: conv, members } });
-    for (let i = 0; i < 600; i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
+    for (let i = 0; i < (kind === "pokes" ? 0 : 600); i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
   }
   let sockets = [];
   if (kind === "rawfanout") {
@@ -61,6 +64,16 @@ try {
     const { openSocket } = await import("./lib/client.mjs");
     sockets = await pool(1000, 16, async (i) => openSocket(`${w.url.replace("http", "ws")}/v1/conversations/fan/live?access_token=${await token(users[i % 100], `s${Math.floor(i / 100)}`)}`, () => {}));
     for (let i = 0; i < 5; i++) await request({ base: w.url, method: "POST", path: "/v1/conversations/fan/messages", token: owner, json: { client_msg_id: `w${i}`, body: bodyOf(200) } });
+  }
+  if (kind === "pokes") {
+    // The creation's views go out at the local pace; then every UserDO idles past eviction.
+    const round = (Number(process.env.PROFILE_MEMBERS ?? 1000) / 100) * 1000;
+    await new Promise((r) => setTimeout(r, round + 15_000));
+    if (process.env.PROFILE_WARM) {
+      // A first round wakes every UserDO; the profiled one follows before any idles out.
+      await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: "warm-round", body: bodyOf(200) } });
+      await new Promise((r) => setTimeout(r, round + 1000));
+    }
   }
   await cdp("Profiler.enable");
   await cdp("Profiler.setSamplingInterval", { interval: 200 });
@@ -85,6 +98,10 @@ try {
       n++;
       await new Promise((r) => setTimeout(r, 250));
     }
+  } else if (kind === "pokes") {
+    await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: "poke-round", body: bodyOf(200) } });
+    n = Number(process.env.PROFILE_MEMBERS ?? 1000); // per poke
+    await new Promise((r) => setTimeout(r, until - Date.now()));
   } else if (kind === "members") {
     // Growing one conversation by 1,000 new users a request (each a new UserDO), one request at a time.
     while (Date.now() < until) {
@@ -95,7 +112,7 @@ try {
       n++;
     }
   }
-  await pool(kind === "fanout" || kind === "rawfanout" || kind === "members" ? 0 : kind.includes("page") ? 1 : 50, 50, async (c) => {
+  await pool(kind === "fanout" || kind === "rawfanout" || kind === "members" || kind === "pokes" ? 0 : kind.includes("page") ? 1 : 50, 50, async (c) => {
     while (Date.now() < until) {
       const i = n++;
       if (kind === "send") await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[c], json: { client_msg_id: `p${i}`, body: bodyOf(200) } });
