@@ -141,7 +141,7 @@ async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [], in
     } catch {}
     if (!directUrl) await sleep(100);
   }
-  return { url, directUrl, port, inspectorPort, codeDir, statePath: state, logPath, pid: child.pid, stop };
+  return { url, directUrl, port, inspectorPort: inspector ? inspectorPort : null, codeDir, statePath: state, logPath, pid: child.pid, stop };
 }
 
 /**
