@@ -28,18 +28,9 @@ export class ConversationIndex {
     private readonly budget: RowBudget,
   ) {}
 
-  /** Call inside a transaction. A view the conversation sent: a poke (counted). */
-  applyPokedView(view: MemberView): Applied | null {
-    this.store.noteUser(view.user);
-    return this.#mergeView(view, true);
-  }
-
-  /** Call inside a transaction. A view this object fetched itself (a pull, a cursor check). */
-  applyView(view: MemberView): Applied | null {
-    return this.#mergeView(view, false);
-  }
-
-  #mergeView(view: MemberView, poked: boolean): Applied | null {
+  /** Call inside a transaction. `poked`: the view came as a poke from the conversation (counted). */
+  applyView(view: MemberView, poked = false): Applied | null {
+    if (poked) this.store.noteUser(view.user);
     const prev = this.store.conversation(view.conversation_id);
     return this.#save(view.conversation_id, prev, mergeView(prev ? stateOf(prev) : null, view), poked);
   }

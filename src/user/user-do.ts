@@ -112,7 +112,7 @@ export class UserDO extends PlatformObject {
   /** An exact view of one conversation from its ConversationDO. */
   async applyView(view: MemberView): Promise<Result<null>> {
     this.ready();
-    const applied = this.ctx.storage.transactionSync(() => this.#index.applyPokedView(view));
+    const applied = this.ctx.storage.transactionSync(() => this.#index.applyView(view, true));
     await this.#after(view.user, applied ? [applied] : [], null);
     return ok(null);
   }
