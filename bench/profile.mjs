@@ -13,7 +13,8 @@
  * Options (environment):
  *   DIRECT=1                 drive the user Worker behind wrangler dev's proxy (what the proxy costs)
  *   BENCH_SRC=<ref>          profile that commit's sources
- *   PROFILE_MEMBERS=N        the profiled conversation's size (default 5: the senders)
+ *   PROFILE_MEMBERS=N        the profiled conversation's size (default 5: the senders; pokes: 1,000)
+ *   PROFILE_WARM=1           pokes: a first round wakes every UserDO, the profiled round follows
  *   PROFILE_TOP=N            rows of the self-time table (default 25)
  *   PROFILE_INCLUSIVE=f,g    samples under each named function (inclusive), per request
  *   PROFILE_CALLERS=f        who calls the named function, by samples
@@ -22,6 +23,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
+import { readDevVars } from "../scripts/lib/dev-auth.mjs";
 import { agent, bodyOf, pool, request, token } from "./lib/client.mjs";
 import { startRawWorker, startWrangler, stopAll } from "./lib/services.mjs";
 
@@ -29,6 +31,7 @@ const kind = process.argv[2] ?? "send";
 const seconds = Number(process.argv[3] ?? 8);
 const limit = Number(process.argv[4] ?? 100);
 const onRaw = kind === "insert" || kind === "rawpage" || kind === "rawfanout";
+const memberCount = Number(process.env.PROFILE_MEMBERS ?? (kind === "pokes" ? 1000 : 5));
 const started = onRaw ? await startRawWorker() : await startWrangler({}, { srcRef: process.env.BENCH_SRC || null });
 // DIRECT=1 drives the user Worker behind wrangler dev's proxy (what the proxy costs).
 const w = process.env.DIRECT && started.directUrl ? { ...started, url: started.directUrl } : started;
@@ -48,7 +51,7 @@ try {
     await request({ base: w.url, method: "POST", path: "/raw/pf/fill?count=2000" });
   } else {
     // PROFILE_MEMBERS=50: the P1 conversation's size (members beyond the five senders have no device).
-    const members = Array.from({ length: Number(process.env.PROFILE_MEMBERS ?? (kind === "pokes" ? 1000 : 5)) - 1 }, (_, i) => `pf${i + 1}`);
+    const members = Array.from({ length: memberCount - 1 }, (_, i) => `pf${i + 1}`);
     await request({ base: w.url, method: "POST", path: "/v1/conversations", token: toks[0], json: { id: conv, members } });
     for (let i = 0; i < (kind === "pokes" ? 0 : 600); i++) await request({ base: w.url, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: `w${i}`, body: bodyOf(200) } }).catch(() => {});
   }
@@ -67,7 +70,7 @@ try {
   }
   if (kind === "pokes") {
     // The creation's views go out at the local pace; then every UserDO idles past eviction.
-    const round = (Number(process.env.PROFILE_MEMBERS ?? 1000) / 100) * 1000;
+    const round = (memberCount / Number(readDevVars().NOTIFY_POKES_PER_SECOND ?? 2000)) * 1000;
     await new Promise((r) => setTimeout(r, round + 15_000));
     if (process.env.PROFILE_WARM) {
       // A first round wakes every UserDO; the profiled one follows before any idles out.
@@ -100,7 +103,7 @@ try {
     }
   } else if (kind === "pokes") {
     await request({ base: w.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: toks[0], json: { client_msg_id: "poke-round", body: bodyOf(200) } });
-    n = Number(process.env.PROFILE_MEMBERS ?? 1000); // per poke
+    n = memberCount; // per poke
     await new Promise((r) => setTimeout(r, until - Date.now()));
   } else if (kind === "members") {
     // Growing one conversation by 1,000 new users a request (each a new UserDO), one request at a time.

@@ -5,6 +5,25 @@ const med = (list, key) => median(list.map((x) => (key ? x[key] : x)).filter((v)
 const f0 = (x) => (x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-US"));
 const f1 = (x) => (x === null || x === undefined ? "–" : (Math.round(x * 10) / 10).toFixed(1));
 const f2 = (x) => (x === null || x === undefined ? "–" : (Math.round(x * 100) / 100).toFixed(2));
+/** Median time of a list of timed runs ({ seconds }), in ms. */
+const msOf = (list) => med(list, "seconds") * 1000;
+
+/** A diagnostic row for a repeat of the peer recovery (runRecovery's results) on another path, `how`. */
+function recoveryDiagnostic(id, how, rec, note) {
+  const live = msOf(rec.live);
+  const rawLive = rec.rawLive?.length ? msOf(rec.rawLive) : null;
+  return {
+    id,
+    what: `Peer diagnostic: same recovery, ${how}`,
+    ours: `${f0(live)} ms live catch-up, ${f0(msOf(rec.http))} ms HTTP pages`,
+    baseline: `${f0(msOf(rec.sio))} ms Socket.IO${rawLive === null ? "" : `, ${f0(rawLive)} ms raw-limit reconnect`}`,
+    ratio: msOf(rec.sio) / live,
+    of_raw: rawLive === null ? null : rawLive / live,
+    target: null,
+    note,
+  };
+}
+
 /** Result keys of the phases bench/run.mjs records (for failures, cores busy and durations). */
 const PHASES = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_direct", "recovery_quiet", "inbox", "fanout_direct"];
 
@@ -146,27 +165,22 @@ export function summarize(r) {
   if (pt) add({ id: "p5-throttle", what: `P5 provider 429 (Retry-After ${pt.retryAfterSeconds} s), ${pt.devices} devices`, ours: `peak ${pt.peakPerSecond}/s in any 1 s, ${f1(pt.sustainedPerSecond)}/s after the pause`, baseline: `cap ${pt.cap}/s (burst ${pt.burst})`, ratio: pt.sustainedPerSecond === null ? null : pt.sustainedPerSecond / pt.cap, of_raw: null, target: { op: "<=", value: 1 }, note: `${pt.throttled} throttled, ${pt.duringPause} calls inside a Retry-After pause, ${pt.delivered}/${pt.devices} delivered by ${f1(pt.allDeliveredAfterSeconds)} s; ${pt.deadLetters ?? "?"} dead-lettered${pt.deadLetterReasons?.length ? ` (${pt.deadLetterReasons.join("; ")})` : ""}; gate granted ${pt.gate?.granted ?? "?"}, denied ${pt.gate?.denied ?? "?"}` });
   const rc = ok("recovery");
   if (rc) {
-    const ms = (list) => med(list, "seconds") * 1000;
-    const sio = ms(rc.sio);
-    const live = ms(rc.live);
-    const http = ms(rc.http);
+    const sio = msOf(rc.sio);
+    const live = msOf(rc.live);
+    const http = msOf(rc.http);
     const rp = rawPage(500);
     const rate = (list) => med(list, "rate");
-    const rawLive = rc.rawLive?.length ? ms(rc.rawLive) : null;
+    const rawLive = rc.rawLive?.length ? msOf(rc.rawLive) : null;
     add({ id: "peer-live", what: `Peer: reconnect recovery, ${rc.N} clients × ${rc.M} missed messages, ours via live catch-up`, ours: `${f0(live)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / live, of_raw: rawLive ? rawLive / live : null, target: { op: ">=", value: 1 }, note: `time until every client has all ${rc.M} (ours: and \`live\`); ratio = Socket.IO time ÷ ours; ${f0(rate(rc.live))} vs ${f0(rate(rc.sio))} entries/s; durable log vs in-memory; Socket.IO recovered ${med(rc.sio, "recovered")}/${rc.N}; lost ours ${rc.live.reduce((n, x) => n + x.lost, 0)}, theirs ${rc.sio.reduce((n, x) => n + x.lost, 0)}; ${rc.live.reduce((n, x) => n + (x.upgradeRetries ?? 0), 0)} of our upgrades hung (10 s) or were reset and were repeated; ${rc.sio.length} repeats` });
     if (rawLive) add({ id: "peer-raw-live", what: `Peer reference: the same reconnect on the raw limit (bench/raw: upgrade handed to the object, one page read, one hibernatable socket, the same three frames; no auth or checks)`, ours: `${f0(rawLive)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / rawLive, of_raw: null, target: null, note: `what the platform's upgrade path costs before any of our work: our live catch-up is ${f2(rawLive / live)} of it (the fraction-of-raw column above); lost ${rc.rawLive.reduce((n, x) => n + x.lost, 0)}` });
     add({ id: "peer-http", what: `Peer: same, ours via HTTP pages (limit = backlog)`, ours: `${f0(http)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / http, of_raw: rp ? rate(rc.http) / rp : null, target: { op: ">=", value: 1 }, note: `lost ${rc.http.reduce((n, x) => n + x.lost, 0)}, shed ${rc.http.reduce((n, x) => n + x.shed, 0)}` });
   }
   const rd = ok("recovery_direct");
-  if (rd) {
-    const ms = (list) => med(list, "seconds") * 1000;
-    add({ id: "peer-direct", what: `Peer diagnostic: same recovery, straight to the user Worker (bypassing wrangler dev's proxy)`, ours: `${f0(ms(rd.live))} ms live catch-up, ${f0(ms(rd.http))} ms HTTP pages`, baseline: `${f0(ms(rd.sio))} ms Socket.IO${rd.rawLive?.length ? `, ${f0(ms(rd.rawLive))} ms raw-limit reconnect` : ""}`, ratio: ms(rd.sio) / ms(rd.live), of_raw: rd.rawLive?.length ? ms(rd.rawLive) / ms(rd.live) : null, target: null, note: "not a product figure: shows what the dev proxy adds to every upgrade and frame" });
-  }
+  if (rd) add(recoveryDiagnostic("peer-direct", "straight to the user Worker (bypassing wrangler dev's proxy)", rd, "not a product figure: shows what the dev proxy adds to every upgrade and frame"));
   const rq = ok("recovery_quiet");
   if (rq) {
-    const ms = (list) => med(list, "seconds") * 1000;
     const busy = (x) => x?.wrangler_node ?? "?";
-    add({ id: "peer-quiet", what: `Peer diagnostic: same recovery, straight to the user Worker of a server started without wrangler dev's DevTools inspector (bench/lib/dev-quiet.mjs)`, ours: `${f0(ms(rq.live))} ms live catch-up, ${f0(ms(rq.http))} ms HTTP pages`, baseline: `${f0(ms(rq.sio))} ms Socket.IO${rq.rawLive?.length ? `, ${f0(ms(rq.rawLive))} ms raw-limit reconnect` : ""}`, ratio: ms(rq.sio) / ms(rq.live), of_raw: rq.rawLive?.length ? ms(rq.rawLive) / ms(rq.live) : null, target: null, note: `not a product figure: the runtime with no dev tooling in between. wrangler dev's inspector turns the fetch that hands each upgrade to its Durable Object into an event that wrangler's node process formats and appends to its debug log (wrangler node ${busy(rd?._cores)} cores busy in the diagnostic above, ${busy(rq.cores_quiet)} here); a deployed Worker does none of that` });
+    add(recoveryDiagnostic("peer-quiet", "straight to the user Worker of a server started without wrangler dev's DevTools inspector (bench/lib/dev-quiet.mjs)", rq, `not a product figure: the runtime with no dev tooling in between. wrangler dev's inspector turns the fetch that hands each upgrade to its Durable Object into an event that wrangler's node process formats and appends to its debug log (wrangler node ${busy(rd?._cores)} cores busy in the diagnostic above, ${busy(rq.cores_quiet)} here); a deployed Worker does none of that`));
   }
   const ib = ok("inbox");
   if (ib) {

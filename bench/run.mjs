@@ -150,6 +150,9 @@ async function phase(ctx, name, fn) {
   }
 }
 
+/** `ctx` aimed at other servers: the product at `url` (its sockets too), the raw limit at `rawUrl`, a runId of its own. */
+const aimedAt = (ctx, url, rawUrl, suffix) => ({ ...ctx, url, wsUrl: url.replace(/^http/, "ws"), rawUrl, runId: `${ctx.runId}${suffix}` });
+
 /**
  * runRecovery straight to the user Workers of a second product server and raw limit started without
  * the DevTools inspector (stopped after): the runtime with no dev tooling in between.
@@ -158,7 +161,7 @@ async function recoveryWithoutInspector(ctx) {
   const ours = await startWrangler({}, { srcRef, inspector: false });
   const raw = await startRawWorker({ inspector: false });
   try {
-    const c = { ...ctx, url: ours.directUrl, wsUrl: ours.directUrl.replace(/^http/, "ws"), rawUrl: raw.directUrl, runId: `${ctx.runId}pq`, groups: { ...ctx.groups, wrangler: ours.pid, raw: raw.pid } };
+    const c = { ...aimedAt(ctx, ours.directUrl, raw.directUrl, "pq"), groups: { ...ctx.groups, wrangler: ours.pid, raw: raw.pid } };
     const c0 = cpuSnapshot(c.groups);
     const t0 = performance.now();
     const out = await runRecovery(c);
@@ -220,10 +223,10 @@ async function main() {
     results.recovery = await phase(ctx, "peer", runRecovery);
     results.inbox = await phase(ctx, "p6", runInbox);
     // Diagnostic: the same recovery straight to the user Worker, bypassing wrangler dev's proxy (what the proxy adds).
-    results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), rawUrl: c.rawDirectUrl, runId: `${c.runId}pd` }));
+    results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery(aimedAt(c, c.directUrl, c.rawDirectUrl, "pd")));
     // Diagnostic: the same recovery with neither the dev proxy nor the DevTools inspector (bench/lib/dev-quiet.mjs).
     results.recovery_quiet = await phase(ctx, "peerquiet", recoveryWithoutInspector);
-    if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...c, url: c.directUrl, wsUrl: c.directUrl.replace(/^http/, "ws"), rawUrl: c.rawDirectUrl, fanoutRaw: true, runId: `${c.runId}d`, fanoutRounds: 1 }));
+    if (!quick) results.fanout_direct = await phase(ctx, "p4direct", (c) => runFanout({ ...aimedAt(c, c.directUrl, c.rawDirectUrl, "d"), fanoutRaw: true, fanoutRounds: 1 }));
     // Last: its 10,000-member conversation creates 10,000 UserDOs, near what one local workerd process holds (README, Local limits).
     results.size = await phase(ctx, "size", runSizeScaling);
   } finally {

@@ -82,17 +82,20 @@ function snapshot(dir, srcRef) {
 async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [], inspector = true }) {
   if (!inspector && Object.keys(vars).length) throw new Error("dev-quiet.mjs takes no --var");
   const port = await freePort();
-  const inspectorPort = await freePort();
+  const inspectorPort = inspector ? await freePort() : null;
   const state = mkdtempSync(join(tmpdir(), "bench-state-"));
   const logPath = join(ROOT, "bench", "results", logName);
   mkdirSync(dirname(logPath), { recursive: true });
   writeFileSync(logPath, "");
   const out = openSync(logPath, "a");
   const debugLog = join(state, "wrangler-debug.log");
-  const args = ["dev", "--ip", HOST, "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", state, "--log-level", "warn", "--show-interactive-dev-session=false"];
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const wranglerArgs = () => {
+    const args = ["dev", "--ip", HOST, "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", state, "--log-level", "warn", "--show-interactive-dev-session=false"];
+    for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+    return args;
+  };
   const [command, argv] = inspector
-    ? [join(ROOT, "node_modules", ".bin", "wrangler"), args]
+    ? [join(ROOT, "node_modules", ".bin", "wrangler"), wranglerArgs()]
     : [process.execPath, [join(ROOT, "bench", "lib", "dev-quiet.mjs"), String(port), state]];
   const child = spawn(command, argv, {
     cwd: codeDir,
@@ -141,7 +144,7 @@ async function launchWranglerDev({ codeDir, vars = {}, logName, cleanup = [], in
     } catch {}
     if (!directUrl) await sleep(100);
   }
-  return { url, directUrl, port, inspectorPort: inspector ? inspectorPort : null, codeDir, statePath: state, logPath, pid: child.pid, stop };
+  return { url, directUrl, port, inspectorPort, codeDir, statePath: state, logPath, pid: child.pid, stop };
 }
 
 /**
