@@ -3,14 +3,19 @@
  * Migrations are append-only: a shipped file never changes (existing objects
  * would never run the edit), versions are contiguous from 1, and each object
  * class applies exactly its folder. A schema change is a new numbered file.
+ * A baseline (`schema.sql`, what a new object starts from) builds exactly what
+ * the numbered files build.
  */
 import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { CONVERSATION_MIGRATIONS } from "../src/conversation/schema";
-import { USER_MIGRATIONS } from "../src/user/schema";
+import { CONVERSATION_MIGRATIONS, CONVERSATION_SCHEMA } from "../src/conversation/schema";
+import { migrate, type Schema } from "../src/platform/schema";
+import { USER_MIGRATIONS, USER_SCHEMA } from "../src/user/schema";
 import { convStub, Device, flush, pokes, uid, userStub } from "./helpers";
 
-const files = import.meta.glob<string>("../migrations/**/*.sql", { eager: true, import: "default" });
+const all = import.meta.glob<string>("../migrations/**/*.sql", { eager: true, import: "default" });
+/** The numbered files; each folder's `schema.sql` is its baseline (kept up to date, not append-only). */
+const files = Object.fromEntries(Object.entries(all).filter(([p]) => !p.endsWith("/schema.sql")));
 
 /** SHA-256 of every shipped migration. Add a line for a new file; never change one. */
 const SHIPPED: Record<string, string> = {
@@ -67,6 +72,62 @@ describe("migrations", () => {
       expect(list.map((m) => m.version)).toEqual(inFolder.map((_, i) => i + 1));
       expect(list.map((m) => m.sql)).toEqual(inFolder.map(([, text]) => text));
     }
+  });
+
+  /** Tables (columns, WITHOUT ROWID, rows), indexes and their SQL with comments and layout stripped. */
+  function layoutOf(sql: SqlStorage): unknown[] {
+    const norm = (text: string | null) => (text ?? "").replace(/--[^\n]*/g, "").replace(/\s+/g, " ").replace(/\s*([,()])\s*/g, "$1").trim();
+    const objects = sql
+      .exec<{ type: string; name: string; sql: string | null }>("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%' AND name != '_schema' ORDER BY type, name")
+      .toArray();
+    return objects.map((o) =>
+      o.type !== "table"
+        ? [o.type, o.name, norm(o.sql)]
+        : [
+            o.type,
+            o.name,
+            norm(o.sql),
+            sql.exec(`SELECT cid, name, type, "notnull", dflt_value, pk FROM pragma_table_info('${o.name}')`).toArray(),
+            sql.exec(`SELECT * FROM "${o.name}"`).toArray(),
+          ],
+    );
+  }
+
+  it.each([
+    ["conversation", CONVERSATION_SCHEMA, (id: string) => convStub(id)],
+    ["user", USER_SCHEMA, (id: string) => userStub(id)],
+  ] as const)("a new %s object starts from the baseline, which builds what the numbered files build", async (name, schema: Schema, stub) => {
+    expect(schema.baseline, `${name} has a baseline`).toBeDefined();
+    const last = Math.max(...schema.migrations.map((m) => m.version));
+    expect(schema.baseline!.version).toBeLessThanOrEqual(last);
+    expect(schema.baseline!.sql).toBe(all[`../migrations/${name}/schema.sql`]);
+    await runInDurableObject(stub(uid(`fresh-${name}`)), (_obj, state) => {
+      const sql = state.storage.sql;
+      // The constructor applied the baseline (one _schema row) and whatever numbered files come after it.
+      const versions = sql.exec<{ version: number }>("SELECT version FROM _schema ORDER BY version").toArray().map((r) => r.version);
+      expect(versions).toEqual([schema.baseline!.version, ...schema.migrations.filter((m) => m.version > schema.baseline!.version).map((m) => m.version)]);
+      const fromBaseline = layoutOf(sql);
+      // The same storage emptied and rebuilt from the numbered files alone.
+      for (const o of sql.exec<{ type: string; name: string }>("SELECT type, name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%'").toArray()) {
+        sql.exec(`DROP TABLE "${o.name}"`);
+      }
+      expect(migrate(state.storage, { migrations: schema.migrations })).toBe(last);
+      expect(sql.exec("SELECT count(*) AS n FROM _schema").one().n).toBe(schema.migrations.length);
+      expect(layoutOf(sql)).toEqual(fromBaseline);
+    });
+  });
+
+  it("an object that has a schema never gets the baseline: it applies the numbered files after its version", async () => {
+    await runInDurableObject(userStub(uid("older")), (_obj, state) => {
+      const sql = state.storage.sql;
+      for (const o of sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%'").toArray()) {
+        sql.exec(`DROP TABLE "${o.name}"`);
+      }
+      // An object made by code that had migrations 1..5 only.
+      expect(migrate(state.storage, { migrations: USER_MIGRATIONS.filter((m) => m.version <= 5) })).toBe(5);
+      expect(migrate(state.storage, USER_SCHEMA)).toBe(7);
+      expect(sql.exec<{ version: number }>("SELECT version FROM _schema ORDER BY version").toArray().map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    });
   });
 
   it("conversation v6 moves live entries' keys to their own index and keeps removed entries' keys", async () => {

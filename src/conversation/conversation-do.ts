@@ -36,7 +36,7 @@ import { Receipts } from "./receipts";
 import { notMember, Reads } from "./reads";
 import { handleFrame } from "./socket-frames";
 import { Retention } from "./retention";
-import { CONVERSATION_MIGRATIONS } from "./schema";
+import { CONVERSATION_SCHEMA } from "./schema";
 import { DeliverySignals } from "./signals";
 import type { ConversationStats, CreateInput, ExpiredReceipts } from "./results";
 import { ConversationStore, type Meta } from "./store";
@@ -66,7 +66,7 @@ export class ConversationDO extends PlatformObject {
   readonly #router = IttyRouter().get("/live", (req) => this.#openLive(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, CONVERSATION_MIGRATIONS);
+    super(ctx, env, CONVERSATION_SCHEMA);
     const meta = () => this.#meta!;
     const transaction = <T>(fn: () => T): T => ctx.storage.transactionSync(fn);
     const { notifyFanout: fanout, notifyPokesPerSecond: pokesPerSecond } = settings(env);

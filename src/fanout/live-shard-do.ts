@@ -15,12 +15,12 @@ import type { Env } from "../env";
 import { log } from "../platform/log";
 import { PlatformObject } from "../platform/object";
 import { call } from "../platform/rpc";
-import type { Migration } from "../platform/schema";
+import type { Schema } from "../platform/schema";
 import { acceptSocket, closeSocket, identityFrom, identityOf, openSockets, sendFrame } from "../platform/sockets";
 import { CLOSE_NOT_MEMBER } from "../protocol/frames";
 import v1 from "../../migrations/live_shard/0001_init.sql";
 
-const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: v1 }];
+const SCHEMA: Schema = { migrations: [{ version: 1, sql: v1 }] };
 /** Queued for a socket still catching up: it was removed from the conversation at this point. */
 const REMOVED = Symbol("removed");
 type Queued = string | typeof REMOVED;
@@ -35,7 +35,7 @@ export class LiveShardDO extends PlatformObject {
   #chain: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, MIGRATIONS);
+    super(ctx, env, SCHEMA);
     void ctx.blockConcurrencyWhile(async () => {
       try {
         this.#last = this.sql.first<{ last_seq: number }>("SELECT last_seq FROM shard_state")?.last_seq ?? null;

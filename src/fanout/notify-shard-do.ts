@@ -37,7 +37,7 @@ export class NotifyShardDO extends PlatformObject {
   #members: { version: number; users: string[] } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, []);
+    super(ctx, env, { migrations: [] });
   }
 
   async tick(order: TickOrder): Promise<FanoutResult> {

@@ -5,14 +5,14 @@
  * it; Analytics Engine carries the raw points in production.
  */
 import type { Env } from "../env";
-import type { Migration } from "../platform/schema";
+import type { Schema } from "../platform/schema";
 import { PlatformObject } from "../platform/object";
 import v1 from "../../migrations/metrics/0001_init.sql";
 import type { MetricsBatch } from "./metrics";
 import { SIGNALS, type HistogramName } from "./signals";
 import { TUNING } from "../config/tuning";
 
-const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: v1 }];
+const SCHEMA: Schema = { migrations: [{ version: 1, sql: v1 }] };
 /** Gauge reports older than this are stale (their source went quiet or healthy). */
 const GAUGE_FRESH_MS = TUNING.gaugeFreshMs;
 /** Sources hash evenly over the shards, so each keeps its share of the service-wide bound. */
@@ -29,7 +29,7 @@ export interface MetricsSnapshot {
 export class MetricsDO extends PlatformObject {
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, MIGRATIONS);
+    super(ctx, env, SCHEMA);
   }
 
   async add(batch: MetricsBatch): Promise<void> {

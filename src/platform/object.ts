@@ -10,7 +10,7 @@ import type { Env } from "../env";
 import { AlarmScheduler } from "./alarms";
 import { errorResponse, internalErrorResponse } from "./errors";
 import { log, setLogLevel } from "./log";
-import { SchemaGate, type Migration } from "./schema";
+import { SchemaGate, type Schema } from "./schema";
 import { closeSocket, identityOf, reciprocateClose } from "./sockets";
 import { Sql } from "./sql";
 
@@ -19,12 +19,12 @@ export abstract class PlatformObject extends DurableObject<Env> {
   protected readonly alarms: AlarmScheduler;
   readonly #gate: SchemaGate;
 
-  constructor(ctx: DurableObjectState, env: Env, migrations: readonly Migration[]) {
+  constructor(ctx: DurableObjectState, env: Env, schema: Schema) {
     super(ctx, env);
     setLogLevel(settings(env).logLevel);
     this.sql = new Sql(ctx.storage);
     this.alarms = new AlarmScheduler(ctx.storage);
-    this.#gate = new SchemaGate(ctx, migrations);
+    this.#gate = new SchemaGate(ctx, schema);
     // Answered by the runtime without waking a hibernating object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }

@@ -25,14 +25,14 @@
  */
 import type { Env } from "../env";
 import { PlatformObject } from "../platform/object";
-import type { Migration } from "../platform/schema";
+import type { Schema } from "../platform/schema";
 import { log } from "../platform/log";
 import { call } from "../platform/rpc";
 import v1 from "../../migrations/push_gate/0001_init.sql";
 import { settings, type PushTuning } from "../config/settings";
 import { TUNING } from "../config/tuning";
 
-const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: v1 }];
+const SCHEMA: Schema = { migrations: [{ version: 1, sql: v1 }] };
 
 export type DenyReason = "rate" | "paused" | "circuit_open";
 export interface Refusal {
@@ -113,7 +113,7 @@ export class PushGateDO extends PlatformObject {
   #pending: Partial<GateStats> = {};
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, MIGRATIONS);
+    super(ctx, env, SCHEMA);
     this.#tuning = settings(env).push;
     const shards = gateShardCount(this.#tuning);
     this.#rate = this.#tuning.ratePerSecond / shards;

@@ -1,4 +1,4 @@
-import type { Migration } from "../platform/schema";
+import type { Migration, Schema } from "../platform/schema";
 import v1 from "../../migrations/user/0001_init.sql";
 import v2 from "../../migrations/user/0002_push.sql";
 import v3 from "../../migrations/user/0003_media.sql";
@@ -6,6 +6,7 @@ import v4 from "../../migrations/user/0004_tickets.sql";
 import v5 from "../../migrations/user/0005_derived_index.sql";
 import v6 from "../../migrations/user/0006_paced.sql";
 import v7 from "../../migrations/user/0007_poke_rows.sql";
+import baseline from "../../migrations/user/schema.sql";
 
 export const USER_MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: v1 },
@@ -16,3 +17,5 @@ export const USER_MIGRATIONS: readonly Migration[] = [
   { version: 6, sql: v6 },
   { version: 7, sql: v7 },
 ];
+
+export const USER_SCHEMA: Schema = { migrations: USER_MIGRATIONS, baseline: { version: 7, sql: baseline } };

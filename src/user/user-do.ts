@@ -26,7 +26,7 @@ import { Devices } from "./devices";
 import { Inbox } from "./inbox";
 import { PacedPull } from "./pull";
 import { PushDecisions } from "./push";
-import { USER_MIGRATIONS } from "./schema";
+import { USER_SCHEMA } from "./schema";
 import { UserStore } from "./store";
 import { TicketStore } from "./tickets";
 
@@ -64,7 +64,7 @@ export class UserDO extends PlatformObject {
   readonly #router = IttyRouter().get("/inbox", (req) => this.#openInbox(req));
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, USER_MIGRATIONS);
+    super(ctx, env, USER_SCHEMA);
     const s = settings(env);
     const transaction = <T>(fn: () => T): T => ctx.storage.transactionSync(fn);
     this.#store = new UserStore(this.sql);
