@@ -7,7 +7,8 @@
  * the round (members ÷ pace seconds), split into user and kernel time. Locally every
  * poke (a leaf's call, the UserDO's transaction and its SQLite commit, each UserDO in its
  * own file) runs in the one workerd process the sends run in. A diagnostic for
- * BENCHMARKS.md "Size", not a figure of the run.
+ * BENCHMARKS.md "Size", not a figure of the run. BENCH_SRC=<ref> measures that
+ * commit's sources instead (as in bench/profile.mjs).
  */
 import { readDevVars } from "../scripts/lib/dev-auth.mjs";
 import { must, sleep, token } from "./lib/client.mjs";
@@ -17,7 +18,7 @@ import { startWrangler, stopAll } from "./lib/services.mjs";
 const members = Number(process.argv[2] ?? 1000);
 const rounds = Number(process.argv[3] ?? 2);
 const pace = Number(readDevVars().NOTIFY_POKES_PER_SECOND ?? 2000);
-const w = await startWrangler({});
+const w = await startWrangler({}, { srcRef: process.env.BENCH_SRC || null });
 try {
   const users = Array.from({ length: members }, (_, i) => `pc${i}`);
   const owner = await token(users[0], "d0");
