@@ -93,6 +93,13 @@ describe("migrations", () => {
     );
   }
 
+  /** Empties an object's storage of every table of ours (the runtime's own `_cf_` tables stay). */
+  function dropTables(sql: SqlStorage): void {
+    for (const o of sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%'").toArray()) {
+      sql.exec(`DROP TABLE "${o.name}"`);
+    }
+  }
+
   it.each([
     ["conversation", CONVERSATION_SCHEMA, (id: string) => convStub(id)],
     ["user", USER_SCHEMA, (id: string) => userStub(id)],
@@ -108,9 +115,7 @@ describe("migrations", () => {
       expect(versions).toEqual([schema.baseline!.version, ...schema.migrations.filter((m) => m.version > schema.baseline!.version).map((m) => m.version)]);
       const fromBaseline = layoutOf(sql);
       // The same storage emptied and rebuilt from the numbered files alone.
-      for (const o of sql.exec<{ type: string; name: string }>("SELECT type, name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%'").toArray()) {
-        sql.exec(`DROP TABLE "${o.name}"`);
-      }
+      dropTables(sql);
       expect(migrate(state.storage, { migrations: schema.migrations })).toBe(last);
       expect(sql.exec("SELECT count(*) AS n FROM _schema").one().n).toBe(schema.migrations.length);
       expect(layoutOf(sql)).toEqual(fromBaseline);
@@ -120,9 +125,7 @@ describe("migrations", () => {
   it("an object that has a schema never gets the baseline: it applies the numbered files after its version", async () => {
     await runInDurableObject(userStub(uid("older")), (_obj, state) => {
       const sql = state.storage.sql;
-      for (const o of sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%'").toArray()) {
-        sql.exec(`DROP TABLE "${o.name}"`);
-      }
+      dropTables(sql);
       // An object made by code that had migrations 1..5 only.
       expect(migrate(state.storage, { migrations: USER_MIGRATIONS.filter((m) => m.version <= 5) })).toBe(5);
       expect(migrate(state.storage, USER_SCHEMA)).toBe(7);
