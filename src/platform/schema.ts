@@ -23,30 +23,20 @@ export interface Schema {
   baseline?: Migration;
 }
 
-/** The applied version, or null when the object has no schema yet (one statement per wake). */
-function appliedVersion(sql: SqlStorage): number | null {
-  try {
-    return sql.exec<{ version: number | null }>("SELECT max(version) AS version FROM _schema").one().version ?? 0;
-  } catch (err) {
-    if (/no such table/.test(String(err))) return null;
-    throw err;
-  }
-}
-
 export function migrate(storage: DurableObjectStorage, schema: Schema): number {
   const sql = storage.sql;
-  let current = appliedVersion(sql);
-  if (current === null) {
-    const start = schema.baseline;
+  sql.exec("CREATE TABLE IF NOT EXISTS _schema (version INTEGER NOT NULL)");
+  let current = sql.exec<{ version: number | null }>("SELECT max(version) AS version FROM _schema").one().version;
+  // No version yet: a new object (a migration records its version in the same transaction as its DDL).
+  const start = schema.baseline;
+  if (current === null && start) {
     storage.transactionSync(() => {
-      sql.exec("CREATE TABLE _schema (version INTEGER NOT NULL)");
-      if (start) {
-        sql.exec(start.sql);
-        sql.exec("INSERT INTO _schema (version) VALUES (?)", start.version);
-      }
+      sql.exec(start.sql);
+      sql.exec("INSERT INTO _schema (version) VALUES (?)", start.version);
     });
-    current = start?.version ?? 0;
+    current = start.version;
   }
+  current ??= 0;
   for (const m of [...schema.migrations].sort((a, b) => a.version - b.version)) {
     if (m.version <= current) continue;
     storage.transactionSync(() => {
