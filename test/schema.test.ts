@@ -74,11 +74,14 @@ describe("migrations", () => {
     }
   });
 
+  /** Our objects in sqlite_master: not the runtime's own `_cf_` tables, not SQLite's. */
+  const OURS = "name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%'";
+
   /** Tables (columns, WITHOUT ROWID, rows), indexes and their SQL with comments and layout stripped. */
   function layoutOf(sql: SqlStorage): unknown[] {
     const norm = (text: string | null) => (text ?? "").replace(/--[^\n]*/g, "").replace(/\s+/g, " ").replace(/\s*([,()])\s*/g, "$1").trim();
     const objects = sql
-      .exec<{ type: string; name: string; sql: string | null }>("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%' AND name != '_schema' ORDER BY type, name")
+      .exec<{ type: string; name: string; sql: string | null }>(`SELECT type, name, sql FROM sqlite_master WHERE ${OURS} AND name != '_schema' ORDER BY type, name`)
       .toArray();
     return objects.map((o) =>
       o.type !== "table"
@@ -95,7 +98,7 @@ describe("migrations", () => {
 
   /** Empties an object's storage of every table of ours (the runtime's own `_cf_` tables stay). */
   function dropTables(sql: SqlStorage): void {
-    for (const o of sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_%'").toArray()) {
+    for (const o of sql.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND ${OURS}`).toArray()) {
       sql.exec(`DROP TABLE "${o.name}"`);
     }
   }
