@@ -7,8 +7,9 @@
  *                                    answers {seq, rows_written} (the SQL cursor's rowsWritten)
  *   GET  /raw/:name/page?after&limit one RPC + one page SELECT by primary-key range
  *   GET  /raw/:name/live?after       a reconnect: the Worker hands the upgrade to the object, which
- *                                    reads one page (after, +500], accepts a hibernatable socket and
- *                                    sends hello, one messages frame and live (what our live catch-up sends)
+ *                                    reads pages of 500 after `after` up to the head, accepts a hibernatable
+ *                                    socket and sends hello, one messages frame per page and live (what our
+ *                                    live catch-up sends)
  *   POST /raw/:name/broadcast        a fan-out: one INSERT, then the body as a message frame to every
  *                                    socket of the object (`{"type":"message","message":{"seq","body"}}`)
  *   POST /raw/:name/fill?count       setup for page benchmarks (one transaction)
@@ -54,14 +55,20 @@ export class RawDO extends DurableObject<Env> {
     return { seq, sockets: sockets.length };
   }
 
-  /** The reconnect reference: one page read, one hibernatable socket, three frames. */
+  /** The reconnect reference: pages of 500 up to the head, one hibernatable socket, hello + a frame per page + live. */
   override fetch(req: Request): Response {
-    const after = int(new URL(req.url).searchParams.get("after"), Number.MAX_SAFE_INTEGER) ?? 0;
-    const messages = this.page(after, 500);
+    let after = int(new URL(req.url).searchParams.get("after"), Number.MAX_SAFE_INTEGER) ?? 0;
+    const pages = [];
+    for (;;) {
+      const page = this.page(after, 500);
+      pages.push(page);
+      if (page.length < 500) break;
+      after = page.at(-1)?.seq ?? after;
+    }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    server.send(JSON.stringify({ type: "hello", head_seq: messages.at(-1)?.seq ?? after }));
-    server.send(JSON.stringify({ type: "messages", messages }));
+    server.send(JSON.stringify({ type: "hello", head_seq: pages.at(-1)?.at(-1)?.seq ?? after }));
+    for (const messages of pages) server.send(JSON.stringify({ type: "messages", messages }));
     server.send('{"type":"live"}');
     return new Response(null, { status: 101, webSocket: client });
   }

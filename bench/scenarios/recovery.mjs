@@ -67,7 +67,7 @@ export async function recoverSocketIo(ctx, N, M) {
 
 /** Ours: members were live at the head; drop; M durable sends; reconnect with live?after=<cursor> (catch-up then live). */
 export async function recoverOursLive(ctx, N, M, conv, users, tag) {
-  const sender = await token(users[0], "sender");
+  const sender = await token(users[0], `sender-${tag}`); // a device per repeat: the per-device rate limit stays out of the figure
   const summary = await must({ base: ctx.url, path: `/v1/conversations/${conv}`, token: sender });
   const cursor = summary.head_seq; // every member is current up to here (it had received everything)
   const a = agent(8);
@@ -135,7 +135,7 @@ export async function recoverRawLive(ctx, N, M, name) {
  * until has_more is false (a client knows its backlog from sync's head_seq − received).
  */
 export async function recoverOursHttp(ctx, N, M, conv, users, tag) {
-  const sender = await token(users[0], "sender");
+  const sender = await token(users[0], `sender-${tag}`); // a device per repeat: the per-device rate limit stays out of the figure
   const summary = await must({ base: ctx.url, path: `/v1/conversations/${conv}`, token: sender });
   const cursor = summary.head_seq;
   const a = agent(Infinity);
