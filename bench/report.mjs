@@ -25,7 +25,7 @@ function recoveryDiagnostic(id, how, rec, note) {
 }
 
 /** Result keys of the phases bench/run.mjs records (for failures, cores busy and durations). */
-const PHASES = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_direct", "recovery_quiet", "inbox", "fanout_direct"];
+const PHASES = ["diagnostics", "throughput", "size", "storm", "fanout", "fanout_few", "push_collapse", "push_throttle", "recovery", "recovery_backlog", "recovery_direct", "recovery_quiet", "inbox", "fanout_direct"];
 
 /**
  * Rows: { id, what, ours, baseline, ratio, target: { op: ">=" | "<=", value } | null, pass, note }.
@@ -163,18 +163,22 @@ export function summarize(r) {
   if (pc) add({ id: "p5-collapse", what: `P5 ${f0(pc.messages)} messages in ${pc.windowSeconds} s to one offline device`, ours: `${pc.providerCalls} provider call(s)`, baseline: "2", ratio: pc.providerCalls / 2, of_raw: rawInsert ? pc.messages / pc.windowSeconds / rawInsert : null, target: { op: "<=", value: 1 }, note: `collapse window ${r.settings.push.collapseSeconds} s; calls at ${pc.callOffsetsSeconds.map((x) => `${f1(x)} s`).join(", ") || "none"}; ${pc.unsigned} unsigned` });
   const pt = ok("push_throttle");
   if (pt) add({ id: "p5-throttle", what: `P5 provider 429 (Retry-After ${pt.retryAfterSeconds} s), ${pt.devices} devices`, ours: `peak ${pt.peakPerSecond}/s in any 1 s, ${f1(pt.sustainedPerSecond)}/s after the pause`, baseline: `cap ${pt.cap}/s (burst ${pt.burst})`, ratio: pt.sustainedPerSecond === null ? null : pt.sustainedPerSecond / pt.cap, of_raw: null, target: { op: "<=", value: 1 }, note: `${pt.throttled} throttled, ${pt.duringPause} calls inside a Retry-After pause, ${pt.delivered}/${pt.devices} delivered by ${f1(pt.allDeliveredAfterSeconds)} s; ${pt.deadLetters ?? "?"} dead-lettered${pt.deadLetterReasons?.length ? ` (${pt.deadLetterReasons.join("; ")})` : ""}; gate granted ${pt.gate?.granted ?? "?"}, denied ${pt.gate?.denied ?? "?"}` });
-  const rc = ok("recovery");
-  if (rc) {
+  /** The recovery rows of one workload (runRecovery's results): ours live and over HTTP against Socket.IO, the raw reconnect. */
+  const recoveryRows = (rc, id, why) => {
     const sio = msOf(rc.sio);
     const live = msOf(rc.live);
     const http = msOf(rc.http);
     const rp = rawPage(500);
     const rate = (list) => med(list, "rate");
     const rawLive = rc.rawLive?.length ? msOf(rc.rawLive) : null;
-    add({ id: "peer-live", what: `Peer: reconnect recovery, ${rc.N} clients × ${rc.M} missed messages, ours via live catch-up`, ours: `${f0(live)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / live, of_raw: rawLive ? rawLive / live : null, target: { op: ">=", value: 1 }, note: `time until every client has all ${rc.M} (ours: and \`live\`); ratio = Socket.IO time ÷ ours; ${f0(rate(rc.live))} vs ${f0(rate(rc.sio))} entries/s; durable log vs in-memory; Socket.IO recovered ${med(rc.sio, "recovered")}/${rc.N}; lost ours ${rc.live.reduce((n, x) => n + x.lost, 0)}, theirs ${rc.sio.reduce((n, x) => n + x.lost, 0)}; ${rc.live.reduce((n, x) => n + (x.upgradeRetries ?? 0), 0)} of our upgrades hung (10 s) or were reset and were repeated; ${rc.sio.length} repeats` });
-    if (rawLive) add({ id: "peer-raw-live", what: `Peer reference: the same reconnect on the raw limit (bench/raw: upgrade handed to the object, one page read, one hibernatable socket, the same three frames; no auth or checks)`, ours: `${f0(rawLive)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / rawLive, of_raw: null, target: null, note: `what the platform's upgrade path costs before any of our work: our live catch-up is ${f2(rawLive / live)} of it (the fraction-of-raw column above); lost ${rc.rawLive.reduce((n, x) => n + x.lost, 0)}` });
-    add({ id: "peer-http", what: `Peer: same, ours via HTTP pages (limit = backlog)`, ours: `${f0(http)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / http, of_raw: rp ? rate(rc.http) / rp : null, target: { op: ">=", value: 1 }, note: `lost ${rc.http.reduce((n, x) => n + x.lost, 0)}, shed ${rc.http.reduce((n, x) => n + x.shed, 0)}` });
-  }
+    add({ id: `${id}-live`, what: `Peer: reconnect recovery, ${rc.N} clients × ${rc.M} missed messages${why}, ours via live catch-up`, ours: `${f0(live)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / live, of_raw: rawLive ? rawLive / live : null, target: { op: ">=", value: 1 }, note: `time until every client has all ${rc.M} (ours: and \`live\`); ratio = Socket.IO time ÷ ours; ${f0(rate(rc.live))} vs ${f0(rate(rc.sio))} entries/s; durable log vs in-memory; Socket.IO recovered ${med(rc.sio, "recovered")}/${rc.N}; lost ours ${rc.live.reduce((n, x) => n + x.lost, 0)}, theirs ${rc.sio.reduce((n, x) => n + x.lost, 0)}; ${rc.live.reduce((n, x) => n + (x.upgradeRetries ?? 0), 0)} of our upgrades hung (10 s) or were reset and were repeated; ${rc.sio.length} repeats` });
+    if (rawLive) add({ id: `${id}-raw-live`, what: `Peer reference: the same reconnect on the raw limit (bench/raw: upgrade handed to the object, pages of 500 read, one hibernatable socket, hello + a frame per page + live; no auth or checks)`, ours: `${f0(rawLive)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / rawLive, of_raw: null, target: null, note: `what the platform's upgrade path costs before any of our work: our live catch-up is ${f2(rawLive / live)} of it (the fraction-of-raw column above); lost ${rc.rawLive.reduce((n, x) => n + x.lost, 0)}` });
+    add({ id: `${id}-http`, what: `Peer: same, ours via HTTP pages (limit = backlog, ≤ 500)`, ours: `${f0(http)} ms`, baseline: `${f0(sio)} ms Socket.IO`, ratio: sio / http, of_raw: rp ? rate(rc.http) / rp : null, target: { op: ">=", value: 1 }, note: `lost ${rc.http.reduce((n, x) => n + x.lost, 0)}, shed ${rc.http.reduce((n, x) => n + x.shed, 0)}` });
+  };
+  const rc = ok("recovery");
+  if (rc) recoveryRows(rc, "peer", "");
+  const rb = ok("recovery_backlog");
+  if (rb) recoveryRows(rb, "peer-backlog", " (a long time offline: the backlog, not the upgrade, is the work)");
   const rd = ok("recovery_direct");
   if (rd) add(recoveryDiagnostic("peer-direct", "straight to the user Worker (bypassing wrangler dev's proxy)", rd, "not a product figure: shows what the dev proxy adds to every upgrade and frame"));
   const rq = ok("recovery_quiet");

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,peerdirect,peerquiet,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS] [-- --storm-devices=N]`
+ * `npm run bench [-- --quick] [-- --only=diag,raw+p1+p2,size,p3,p4,p4few,p5,peer,peerbacklog,peerdirect,peerquiet,p6,p4direct] [-- --src=HEAD] [-- --size-budget=SECONDS] [-- --storm-devices=N]`
  *
  * One run, side by side: starts the product's `wrangler dev` (own process group,
  * temp state, push pointed at a local webhook receiver), the reference limit's
@@ -207,10 +207,12 @@ async function main() {
     stormDevices: stormArg ? Number(stormArg.slice(16)) : quick ? 200 : 2000,
     fanoutSockets: quick ? 200 : 1000,
     recovery: { clients: 200, messages: 50, repeats: quick ? 3 : 5 },
+    // The same recovery where the backlog, not the upgrades, is the work: devices back after a long time offline.
+    backlog: { clients: 20, messages: 1000, repeats: quick ? 3 : 5 },
     sizeGrowBudgetSeconds,
     groups: { wrangler: wrangler.pid, raw: rawWorker.pid, peer: peer.pid },
   };
-  const results = { quick, started_at: new Date(started).toISOString(), machine: info, settings: { concurrency: ctx.concurrency, retry_after_scale: ctx.retryCompress, push, storm_devices: ctx.stormDevices, fanout_sockets: ctx.fanoutSockets, recovery: ctx.recovery, vars: { ...vars, PUSH_WEBHOOK_SECRET: "(bench)" } } };
+  const results = { quick, started_at: new Date(started).toISOString(), machine: info, settings: { concurrency: ctx.concurrency, retry_after_scale: ctx.retryCompress, push, storm_devices: ctx.stormDevices, fanout_sockets: ctx.fanoutSockets, recovery: ctx.recovery, backlog: ctx.backlog, vars: { ...vars, PUSH_WEBHOOK_SECRET: "(bench)" } } };
   try {
     results.diagnostics = await phase(ctx, "diag", diagnostics);
     results.throughput = await phase(ctx, "raw+p1+p2", runThroughput);
@@ -221,6 +223,7 @@ async function main() {
     results.push_collapse = await phase(ctx, "p5", runPushCollapse);
     results.push_throttle = await phase(ctx, "p5", runPushThrottle);
     results.recovery = await phase(ctx, "peer", runRecovery);
+    results.recovery_backlog = await phase(ctx, "peerbacklog", (c) => runRecovery({ ...c, runId: `${c.runId}b`, recovery: c.backlog }));
     results.inbox = await phase(ctx, "p6", runInbox);
     // Diagnostic: the same recovery straight to the user Worker, bypassing wrangler dev's proxy (what the proxy adds).
     results.recovery_direct = await phase(ctx, "peerdirect", (c) => runRecovery(aimedAt(c, c.directUrl, c.rawDirectUrl, "pd")));
