@@ -25,6 +25,9 @@ interface Env {
   RAW: DurableObjectNamespace<RawDO>;
 }
 
+/** The largest page, as in the product's history pages (LIMITS.maxPageSize). */
+const MAX_PAGE = 500;
+
 export class RawDO extends DurableObject<Env> {
   readonly #sql: SqlStorage;
 
@@ -60,14 +63,14 @@ export class RawDO extends DurableObject<Env> {
     let after = int(new URL(req.url).searchParams.get("after"), Number.MAX_SAFE_INTEGER) ?? 0;
     const pages = [];
     for (;;) {
-      const page = this.page(after, 500);
+      const page = this.page(after, MAX_PAGE);
       pages.push(page);
-      if (page.length < 500) break;
-      after = page.at(-1)?.seq ?? after;
+      after = page.at(-1)?.seq ?? after; // after the last page: the head
+      if (page.length < MAX_PAGE) break;
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    server.send(JSON.stringify({ type: "hello", head_seq: pages.at(-1)?.at(-1)?.seq ?? after }));
+    server.send(JSON.stringify({ type: "hello", head_seq: after }));
     for (const messages of pages) server.send(JSON.stringify({ type: "messages", messages }));
     server.send('{"type":"live"}');
     return new Response(null, { status: 101, webSocket: client });
@@ -113,8 +116,8 @@ export default {
       }
       case "GET page": {
         const after = int(url.searchParams.get("after"), Number.MAX_SAFE_INTEGER);
-        const limit = int(url.searchParams.get("limit"), 500);
-        if (after === null || limit === null) return json({ error: "after and limit (≤ 500) required" }, 400);
+        const limit = int(url.searchParams.get("limit"), MAX_PAGE);
+        if (after === null || limit === null) return json({ error: `after and limit (≤ ${MAX_PAGE}) required` }, 400);
         return json({ entries: await stub.page(after, limit) });
       }
       case "GET live":
