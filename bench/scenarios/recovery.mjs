@@ -65,17 +65,26 @@ export async function recoverSocketIo(ctx, N, M) {
   return { seconds, rate: (N * M) / seconds, recovered, lost };
 }
 
-/** Ours: members were live at the head; drop; M durable sends; reconnect with live?after=<cursor> (catch-up then live). */
-export async function recoverOursLive(ctx, N, M, conv, users, tag) {
-  const sender = await token(users[0], `sender-${tag}`); // a device per repeat: the per-device rate limit stays out of the figure
+/**
+ * Ours, before a reconnect: M durable sends after the members' cursor, from a device of this repeat's own
+ * (the per-device rate limit stays out of the figure); the cursor and the N reconnecting devices' tokens.
+ */
+async function missedWhileAway(ctx, N, M, conv, users, tag) {
+  const sender = await token(users[0], `sender-${tag}`);
   const summary = await must({ base: ctx.url, path: `/v1/conversations/${conv}`, token: sender });
   const cursor = summary.head_seq; // every member is current up to here (it had received everything)
   const a = agent(8);
   await pool(M, 8, (k) => must({ base: ctx.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: sender, json: { client_msg_id: `${tag}-${k}`, body: bodyOf(200) } }, [201]));
   a.destroy();
+  const toks = await Promise.all(Array.from({ length: N }, (_, i) => token(users[i % users.length], `${tag}d${Math.floor(i / users.length)}`)));
+  return { cursor, toks };
+}
+
+/** Ours: members were live at the head; drop; M durable sends; reconnect with live?after=<cursor> (catch-up then live). */
+export async function recoverOursLive(ctx, N, M, conv, users, tag) {
+  const { cursor, toks } = await missedWhileAway(ctx, N, M, conv, users, tag);
   const got = new Array(N).fill(0);
   const live = new Array(N).fill(false);
-  const toks = await Promise.all(Array.from({ length: N }, (_, i) => token(users[i % users.length], `${tag}d${Math.floor(i / users.length)}`)));
   const sockets = [];
   let shed = 0;
   const retried0 = devProxyResets.socketRetries;
@@ -135,12 +144,8 @@ export async function recoverRawLive(ctx, N, M, name) {
  * until has_more is false (a client knows its backlog from sync's head_seq − received).
  */
 export async function recoverOursHttp(ctx, N, M, conv, users, tag) {
-  const sender = await token(users[0], `sender-${tag}`); // a device per repeat: the per-device rate limit stays out of the figure
-  const summary = await must({ base: ctx.url, path: `/v1/conversations/${conv}`, token: sender });
-  const cursor = summary.head_seq;
+  const { cursor, toks } = await missedWhileAway(ctx, N, M, conv, users, tag);
   const a = agent(Infinity);
-  await pool(M, 8, (k) => must({ base: ctx.url, agent: a, method: "POST", path: `/v1/conversations/${conv}/messages`, token: sender, json: { client_msg_id: `${tag}-${k}`, body: bodyOf(200) } }, [201]));
-  const toks = await Promise.all(Array.from({ length: N }, (_, i) => token(users[i % users.length], `${tag}d${Math.floor(i / users.length)}`)));
   let shed = 0;
   let lost = 0;
   const t0 = performance.now();
