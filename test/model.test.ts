@@ -113,6 +113,7 @@ describe("model-based schedules", () => {
           ...(PATH !== undefined ? { path: PATH } : {}),
         },
       );
+      expect(stats.running, "a schedule outlived the test, so it would act under the next one").toBe(0);
     },
     TEST_TIMEOUT,
   );

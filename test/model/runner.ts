@@ -55,6 +55,8 @@ import { FAULT_TARGETS, TARGET_USERS, type EvictScope, type Schedule, type Step 
 
 export const stats = {
   schedules: 0,
+  /** Schedules started and not yet ended: 0 whenever a test ends, or one acts under the next test. */
+  running: 0,
   steps: 0,
   requests: 0,
   checks: 0,
@@ -982,6 +984,15 @@ async function within<T>(ms: number, phase: () => string, what: string, p: Promi
  */
 export async function runSchedule(schedule: Schedule): Promise<void> {
   stats.schedules += 1;
+  stats.running += 1;
+  try {
+    await runSteps(schedule);
+  } finally {
+    stats.running -= 1;
+  }
+}
+
+async function runSteps(schedule: Schedule): Promise<void> {
   const w = await within(60_000, () => "creating the conversations", "the set-up", World.create(schedule));
   try {
     for (const [i, step] of schedule.steps.entries()) {
